@@ -1,0 +1,1 @@
+"""tunegate: the HTTP service and the domain code shared with the workers."""

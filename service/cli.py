@@ -1,0 +1,195 @@
+"""The `tunegate` command line: serve, worker, sandbox-upstream, validate, admin, openapi."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from service.config import Settings, load_settings
+from service.logging import configure_logging
+
+OPENAPI_PATH = Path("openapi/openapi.json")
+
+
+def _settings_with_logging() -> Settings:
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from service.runtime import serve
+
+    settings = _settings_with_logging()
+    overrides: dict[str, Any] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    serve(settings.model_copy(update=overrides), workers=args.workers)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from workers.main import run_worker
+
+    settings = _settings_with_logging()
+    if settings.redis_url is None:
+        print(
+            "tunegate: `tunegate worker` needs REDIS_URL (embedded mode runs workers inside "
+            "`tunegate serve`)",
+            file=sys.stderr,
+        )
+        return 2
+    run_worker(settings, burst=args.burst)
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from service.sandbox import SandboxConfig, serve
+
+    settings = _settings_with_logging()
+    key = args.api_key or (
+        settings.openai_api_key.get_secret_value() if settings.openai_api_key else "sk-sandbox"
+    )
+    serve(SandboxConfig(api_key=key), args.host, args.port)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from service.domain.datasets import DatasetOptions, validate_file
+
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"tunegate: no such file: {path}", file=sys.stderr)
+        return 2
+    report = validate_file(path, DatasetOptions(model=args.model))
+    print(report.model_dump_json(indent=2))
+    return 0 if report.valid else 1
+
+
+def _admin(operation: Callable[[Any], Any]) -> Any:
+    from service.store import Store, keys
+
+    settings = load_settings()
+    keys.use_namespace(settings.redis_namespace)
+    if settings.redis_url is None:
+        print(
+            "tunegate: admin commands need REDIS_URL (in embedded mode use the HTTP operator "
+            "API with the printed admin token)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+
+    async def run() -> Any:
+        store = Store(settings.redis_url or "")
+        try:
+            return await operation(store)
+        finally:
+            await store.aclose()
+
+    return asyncio.run(run())
+
+
+def cmd_create_org(args: argparse.Namespace) -> int:
+    from service.operations.tenancy import create_org
+
+    org = _admin(lambda store: create_org(store, args.name, None))
+    print(json.dumps({"id": org.id, "name": org.name, "created_at": org.created_at}))
+    return 0
+
+
+def cmd_create_key(args: argparse.Namespace) -> int:
+    from service.operations.tenancy import create_key
+
+    record, issued = _admin(lambda store: create_key(store, args.org_id, args.name, args.role))
+    print(
+        json.dumps(
+            {
+                "id": record.id,
+                "key": issued.plaintext,
+                "name": record.name,
+                "role": record.role,
+                "created_at": record.created_at,
+            }
+        )
+    )
+    return 0
+
+
+def render_openapi() -> str:
+    from service.http.app import create_app, openapi_document
+    from service.operations.context import Context
+    from service.store import Store
+
+    settings = Settings(redis_url="redis://127.0.0.1:1/0")
+    app = create_app(Context(settings=settings, store=Store(settings.redis_url or "")))
+    return json.dumps(openapi_document(app), indent=2, sort_keys=True) + "\n"
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    rendered = render_openapi()
+    path = Path(args.output)
+    if args.check:
+        if not path.exists() or path.read_text() != rendered:
+            print(f"tunegate: {path} is stale; run `tunegate openapi`", file=sys.stderr)
+            return 1
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(rendered)
+    print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tunegate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP service (embedded without REDIS_URL)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument(
+        "--workers", type=int, default=1, help="processes sharing the port (needs REDIS_URL)"
+    )
+    serve.set_defaults(func=cmd_serve)
+    worker = sub.add_parser("worker", help="run an RQ worker with the scheduler")
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.set_defaults(func=cmd_worker)
+    sandbox = sub.add_parser("sandbox-upstream", help="run the OpenAI-compatible sandbox")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8090)
+    sandbox.add_argument("--api-key", help="bearer key it accepts (default OPENAI_API_KEY)")
+    sandbox.set_defaults(func=cmd_sandbox)
+    validate = sub.add_parser("validate", help="validate a fine-tuning dataset offline")
+    validate.add_argument("file")
+    validate.add_argument("--model", help="model to estimate cost and limits for")
+    validate.set_defaults(func=cmd_validate)
+    admin = sub.add_parser("admin", help="operator commands against REDIS_URL")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    create_org = admin_sub.add_parser("create-org")
+    create_org.add_argument("name")
+    create_org.set_defaults(func=cmd_create_org)
+    create_key = admin_sub.add_parser("create-key")
+    create_key.add_argument("org_id")
+    create_key.add_argument("--role", required=True, choices=["admin", "member", "inference"])
+    create_key.add_argument("--name", default="cli")
+    create_key.set_defaults(func=cmd_create_key)
+    openapi = sub.add_parser("openapi", help="write openapi/openapi.json")
+    openapi.add_argument("--check", action="store_true", help="fail when the file is stale")
+    openapi.add_argument("--output", default=str(OPENAPI_PATH))
+    openapi.set_defaults(func=cmd_openapi)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""The one Settings class: every environment variable tunegate reads.
+
+Built once in `main()` (or by a test) and passed down; nothing reads the environment at import.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="", case_sensitive=False, extra="ignore", populate_by_name=True
+    )
+
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias=_env("OPENAI_API_KEY"))
+    openai_base_url: str = Field(
+        default=OPENAI_DEFAULT_BASE_URL, validation_alias=_env("OPENAI_BASE_URL")
+    )
+    openai_webhook_secret: SecretStr | None = Field(
+        default=None, validation_alias=_env("OPENAI_WEBHOOK_SECRET")
+    )
+    redis_url: str | None = Field(default=None, validation_alias=_env("REDIS_URL"))
+    redis_namespace: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9_-]{0,48}$",
+        validation_alias=_env("TUNEGATE_REDIS_NAMESPACE"),
+    )
+    admin_token: SecretStr | None = Field(
+        default=None, validation_alias=_env("TUNEGATE_ADMIN_TOKEN")
+    )
+    data_dir: Path = Field(
+        default=Path("./.tunegate/data"), validation_alias=_env("TUNEGATE_DATA_DIR")
+    )
+    host: str = Field(default="127.0.0.1", validation_alias=_env("TUNEGATE_HOST"))
+    port: int = Field(default=8080, ge=0, le=65535, validation_alias=_env("TUNEGATE_PORT"))
+    log_format: Literal["json", "console"] | None = Field(
+        default=None, validation_alias=_env("TUNEGATE_LOG_FORMAT")
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", validation_alias=_env("TUNEGATE_LOG_LEVEL")
+    )
+    max_upload_bytes: int = Field(
+        default=512 * 1024 * 1024, gt=0, validation_alias=_env("TUNEGATE_MAX_UPLOAD_BYTES")
+    )
+    max_json_body_bytes: int = Field(
+        default=10 * 1024 * 1024, gt=0, validation_alias=_env("TUNEGATE_MAX_JSON_BODY_BYTES")
+    )
+    upstream_timeout_seconds: float = Field(
+        default=600.0, gt=0, validation_alias=_env("TUNEGATE_UPSTREAM_TIMEOUT")
+    )
+    upstream_connect_timeout_seconds: float = Field(
+        default=5.0, gt=0, validation_alias=_env("TUNEGATE_UPSTREAM_CONNECT_TIMEOUT")
+    )
+    upstream_max_retries: int = Field(
+        default=2, ge=0, le=10, validation_alias=_env("TUNEGATE_UPSTREAM_MAX_RETRIES")
+    )
+    sweep_seconds: float = Field(
+        default=30.0, gt=0, validation_alias=_env("TUNEGATE_SWEEP_SECONDS")
+    )
+    webhook_retry_scale: float = Field(
+        default=1.0, gt=0, le=1, validation_alias=_env("TUNEGATE_WEBHOOK_RETRY_SCALE")
+    )
+    prices_file: Path | None = Field(default=None, validation_alias=_env("TUNEGATE_PRICES_FILE"))
+    secret_key: SecretStr | None = Field(default=None, validation_alias=_env("TUNEGATE_SECRET_KEY"))
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator(
+        "openai_api_key", "admin_token", "openai_webhook_secret", "secret_key", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value or None
+
+    @property
+    def embedded(self) -> bool:
+        """No REDIS_URL: fakeredis in-process and worker threads in the same process."""
+        return self.redis_url is None
+
+    @property
+    def sandbox(self) -> bool:
+        """No OPENAI_API_KEY: the built-in sandbox upstream answers instead of OpenAI."""
+        return self.openai_api_key is None
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line naming each bad variable, for start-up failures."""
+    parts = []
+    for item in error.errors():
+        name = str(item["loc"][0]).upper() if item["loc"] else "settings"
+        parts.append(f"{name}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or exit with one clear line."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        print(f"tunegate: configuration error: {describe_error(error)}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,1 @@
+"""Pure domain logic: stdlib and pydantic only, no I/O, no framework."""

@@ -1,0 +1,94 @@
+"""Operator API: orgs, policies and keys (`Authorization: Bearer $TUNEGATE_ADMIN_TOKEN`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, delete, get, post, put
+from litestar.params import FromPath, JSONBody
+
+from service.domain.policy import Policy
+from service.http.auth import context_of, require_operator
+from service.http.job_schemas import WebhookSecret
+from service.http.schemas import Key, KeyCreate, KeyCreated, ListResponse, Org, OrgCreate
+from service.operations import tenancy, webhooks
+from service.store.tenancy import KeyRecord, OrgRecord
+
+
+def _org(record: OrgRecord) -> Org:
+    return Org(id=record.id, name=record.name, policy=record.policy, created_at=record.created_at)
+
+
+def _key(record: KeyRecord) -> Key:
+    return Key.model_validate(record.model_dump())
+
+
+class AdminController(Controller):
+    path = "/admin/orgs"
+    guards = [require_operator]
+    tags = ["operator"]
+    security = [{"AdminToken": []}]
+
+    @post("/", operation_id="orgs.create", status_code=201)
+    async def create_org(self, request: Request[Any, Any, Any], data: JSONBody[OrgCreate]) -> Org:
+        org = await tenancy.create_org(context_of(request).store, data.name, data.policy)
+        request.state.audit_org_id = request.state.audit_resource_id = org.id
+        return _org(org)
+
+    @get("/", operation_id="orgs.list")
+    async def list_orgs(self, request: Request[Any, Any, Any]) -> ListResponse[Org]:
+        orgs = await context_of(request).store.tenancy.list_orgs()
+        return ListResponse[Org](data=[_org(org) for org in orgs])
+
+    @get("/{org_id:str}", operation_id="orgs.retrieve")
+    async def get_org(self, request: Request[Any, Any, Any], org_id: FromPath[str]) -> Org:
+        return _org(await tenancy.get_org(context_of(request).store, org_id))
+
+    @put("/{org_id:str}/policy", operation_id="orgs.policy.replace")
+    async def replace_policy(
+        self, request: Request[Any, Any, Any], org_id: FromPath[str], data: JSONBody[Policy]
+    ) -> Org:
+        request.state.audit_resource_id = org_id
+        request.state.audit_details = {"policy": data.model_dump(mode="json")}
+        return _org(await tenancy.replace_policy(context_of(request).store, org_id, data))
+
+    @post("/{org_id:str}/keys", operation_id="keys.create", status_code=201)
+    async def create_key(
+        self, request: Request[Any, Any, Any], org_id: FromPath[str], data: JSONBody[KeyCreate]
+    ) -> KeyCreated:
+        record, issued = await tenancy.create_key(
+            context_of(request).store, org_id, data.name, data.role
+        )
+        request.state.audit_resource_id = record.id
+        request.state.audit_details = {"name": record.name, "role": record.role}
+        return KeyCreated(
+            id=record.id,
+            key=issued.plaintext,
+            name=record.name,
+            role=record.role,
+            created_at=record.created_at,
+        )
+
+    @get("/{org_id:str}/keys", operation_id="keys.list")
+    async def list_keys(
+        self, request: Request[Any, Any, Any], org_id: FromPath[str]
+    ) -> ListResponse[Key]:
+        records = await tenancy.list_keys(context_of(request).store, org_id)
+        return ListResponse[Key](data=[_key(record) for record in records])
+
+    @delete("/{org_id:str}/keys/{key_id:str}", operation_id="keys.revoke", status_code=200)
+    async def revoke_key(
+        self, request: Request[Any, Any, Any], org_id: FromPath[str], key_id: FromPath[str]
+    ) -> Key:
+        request.state.audit_resource_id = key_id
+        return _key(await tenancy.revoke_key(context_of(request).store, org_id, key_id))
+
+    @post(
+        "/{org_id:str}/webhook-secret", operation_id="orgs.webhook_secret.rotate", status_code=200
+    )
+    async def rotate_webhook_secret(
+        self, request: Request[Any, Any, Any], org_id: FromPath[str]
+    ) -> WebhookSecret:
+        request.state.audit_resource_id = org_id
+        secret = await webhooks.rotate_webhook_secret(context_of(request).store, org_id)
+        return WebhookSecret(secret=secret)

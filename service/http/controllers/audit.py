@@ -1,0 +1,72 @@
+"""The org's audit trail: `GET /v1/audit` (cursor pages) and `/v1/audit/export` (JSONL)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get
+from litestar.params import QueryParameter
+from litestar.response import Stream
+
+from service.domain.access import Capability
+from service.http.auth import context_of, principal_of, require_org_key
+from service.http.schemas import AuditList, AuditRecord
+from service.operations.audit import list_audit
+from service.store.audit import AuditFilter
+
+Since = Annotated[float | None, QueryParameter(description="Unix time, inclusive.", ge=0)]
+Until = Annotated[float | None, QueryParameter(description="Unix time, inclusive.", ge=0)]
+Action = Annotated[
+    str | None, QueryParameter(description="Action, or an action prefix like 'keys'.")
+]
+KeyId = Annotated[str | None, QueryParameter(description="Only calls made with this key id.")]
+
+
+class AuditController(Controller):
+    path = "/v1/audit"
+    guards = [require_org_key]
+    tags = ["audit"]
+    security = [{"OrgKey": []}]
+    opt = {"capability": Capability.AUDIT}
+
+    @get("/", operation_id="audit.list")
+    async def list_events(
+        self,
+        request: Request[Any, Any, Any],
+        since: Since = None,
+        until: Until = None,
+        action: Action = None,
+        key_id: KeyId = None,
+        cursor: Annotated[str | None, QueryParameter(pattern=r"^\d{1,20}-\d{1,20}$")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    ) -> AuditList:
+        org_id = principal_of(request).org_id or ""
+        filters = AuditFilter(since=since, until=until, action=action, key_id=key_id)
+        page = await list_audit(
+            context_of(request).store, org_id, filters, cursor=cursor, limit=limit
+        )
+        return AuditList(
+            data=[AuditRecord.model_validate(event.model_dump()) for event in page.events],
+            has_more=page.next_cursor is not None,
+            next_cursor=page.next_cursor,
+        )
+
+    @get("/export", operation_id="audit.export", media_type="application/x-ndjson")
+    async def export_events(
+        self,
+        request: Request[Any, Any, Any],
+        since: Since = None,
+        until: Until = None,
+        action: Action = None,
+        key_id: KeyId = None,
+    ) -> Stream:
+        org_id = principal_of(request).org_id or ""
+        filters = AuditFilter(since=since, until=until, action=action, key_id=key_id)
+        events = context_of(request).store.audit.export(org_id, filters)
+
+        async def lines() -> AsyncIterator[bytes]:
+            async for event in events:
+                yield event.model_dump_json().encode() + b"\n"
+
+        return Stream(lines(), media_type="application/x-ndjson")

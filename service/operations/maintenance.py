@@ -1,0 +1,100 @@
+"""The sweeper: one run per interval, cluster-wide, that repairs what crashes leave behind and
+applies retention.
+
+It re-queues dataset hand-offs that no worker holds (a worker killed mid-upload lets its lock
+lapse), hands overdue fine-tuning jobs and lost callback attempts back to the workers
+(`job_runner.sweep_jobs`), wakes hyperparameter sweeps whose wake-up was lost
+(`sweep_schedule.requeue_overdue`), and deletes dataset bytes past the org's
+`dataset_retention_days`.
+Every worker process ticks once per interval; the first to claim the interval's tick in Redis
+queues the sweep. This does not depend on RQ's scheduler, whose lock a crashed worker holds
+for a minute.
+"""
+
+from __future__ import annotations
+
+import time
+
+from service.operations import job_runner, sweep_schedule, uploads
+from service.operations.audit import record_audit
+from service.operations.context import Context
+from service.store.files import FileRecord
+
+DAY_SECONDS = 86_400
+
+
+def interval_bucket(interval: float, now: float | None = None) -> int:
+    return int((time.time() if now is None else now) // interval)
+
+
+async def tick(ctx: Context) -> bool:
+    """Queue this interval's sweep unless another worker already did."""
+    interval = ctx.settings.sweep_seconds
+    bucket = interval_bucket(interval)
+    if not await ctx.store.files.acquire(f"sweep:{bucket}", "tick", max(1, round(interval * 3))):
+        return False
+    await ctx.queue.submit("sweep", job_id=f"tg-sweep-{bucket}")
+    return True
+
+
+async def sweep(ctx: Context) -> dict[str, int]:
+    requeued = await requeue_stalled_uploads(ctx)
+    expired = await apply_retention(ctx)
+    jobs = await job_runner.sweep_jobs(ctx)
+    sweeps = await sweep_schedule.requeue_overdue(ctx)
+    return {
+        "requeued_uploads": requeued,
+        "retention_deleted": expired,
+        **jobs,
+        "overdue_sweeps": sweeps,
+    }
+
+
+async def requeue_stalled_uploads(ctx: Context) -> int:
+    cutoff = time.time() - ctx.settings.sweep_seconds
+    count = 0
+    for file_id in await ctx.store.files.pending_before(cutoff):
+        if await ctx.store.files.locked(uploads.upload_lock(file_id)):
+            continue
+        bucket = int(time.time() // ctx.settings.sweep_seconds)
+        await uploads.queue_upload(ctx, file_id, job_id=f"upload-{file_id}-s{bucket}")
+        count += 1
+    return count
+
+
+async def apply_retention(ctx: Context, now: float | None = None) -> int:
+    current = time.time() if now is None else now
+    deleted = 0
+    for org in await ctx.store.tenancy.list_orgs():
+        days = org.policy.dataset_retention_days
+        if days is None:
+            continue
+        ids = await ctx.store.files.list_ids(org.id)
+        for record in await ctx.store.files.many(ids):
+            if record.bytes_deleted_at is None and _expired(record, days, current):
+                await _delete_bytes(ctx, record, days)
+                deleted += 1
+    return deleted
+
+
+def _expired(record: FileRecord, days: int, now: float) -> bool:
+    last_use = record.last_used_at or record.created_at
+    return now - last_use > days * DAY_SECONDS
+
+
+async def _delete_bytes(ctx: Context, record: FileRecord, days: int) -> None:
+    uploads.stored_path(ctx, record).unlink(missing_ok=True)
+    await ctx.store.files.remove_upstream_user(record)
+    await uploads.release_upstream_copy(ctx, record)
+    record.bytes_deleted_at = int(time.time())
+    record.upstream_id = None
+    await ctx.store.files.put(record)
+    await record_audit(
+        ctx.store,
+        principal=None,
+        org_id=record.org_id,
+        action="files.retention_deleted",
+        outcome="success",
+        resource_id=record.id,
+        details={"retention_days": days},
+    )

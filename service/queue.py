@@ -1,0 +1,83 @@
+"""RQ: the queues, the JSON serializer, and enqueue helpers (unique ids, delays).
+
+Tasks are referenced by dotted path (`workers.tasks.<name>`) and take ids, never objects. RQ's
+API is synchronous; the async service calls these helpers through a worker thread.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import timedelta
+from typing import Any
+
+import anyio
+import redis
+from rq import Queue, Retry
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+
+QUEUE_NAME = "tunegate"
+TASKS_MODULE = "workers.tasks"
+_ACTIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+
+
+def queue_name(namespace: str = "") -> str:
+    """One queue per deployment: a namespaced deployment's workers never take another's jobs."""
+    return f"{QUEUE_NAME}-{namespace}" if namespace else QUEUE_NAME
+
+
+def connect_sync_redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+
+
+class TaskQueue:
+    def __init__(self, redis_url: str, namespace: str = "") -> None:
+        self.connection = connect_sync_redis(redis_url)
+        self.namespace = namespace
+        self.name = queue_name(namespace)
+        self.queue = Queue(self.name, connection=self.connection, serializer=JSONSerializer)
+
+    def enqueue(
+        self,
+        task: str,
+        *args: Any,
+        job_id: str | None = None,
+        delay_seconds: float | None = None,
+        retries: int = 0,
+        timeout: int = 600,
+    ) -> str:
+        """Queue `workers.tasks.<task>(*args)`. With `job_id`, a still-pending job of that id is
+        kept instead of queueing a twin. RQ job ids are global to the Redis, so a namespaced
+        deployment's ids carry its namespace."""
+        if job_id is not None and self.namespace:
+            job_id = f"{self.namespace}-{job_id}"
+        if job_id is not None and self._pending(job_id):
+            return job_id
+        options: dict[str, Any] = {"job_id": job_id, "job_timeout": timeout}
+        if retries:
+            options["retry"] = Retry(max=retries, interval=[5, 30, 120, 600][:retries] or 5)
+        func = f"{TASKS_MODULE}.{task}"
+        if delay_seconds:
+            job = self.queue.enqueue_in(timedelta(seconds=delay_seconds), func, *args, **options)
+        else:
+            job = self.queue.enqueue(func, *args, **options)
+        return str(job.id)
+
+    async def submit(self, task: str, *args: Any, **options: Any) -> str:
+        """`enqueue` from async code, without blocking the event loop."""
+        return await anyio.to_thread.run_sync(
+            functools.partial(self.enqueue, task, *args, **options)
+        )
+
+    def _pending(self, job_id: str) -> bool:
+        try:
+            job = Job.fetch(job_id, connection=self.connection, serializer=JSONSerializer)
+        except Exception:
+            return False
+        return job.get_status(refresh=False) in _ACTIVE
+
+    def depth(self) -> dict[str, int]:
+        return {self.name: self.queue.count}
+
+    def close(self) -> None:
+        self.connection.close()

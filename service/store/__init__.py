@@ -1,0 +1,43 @@
+"""Everything tunegate keeps in Redis, behind one facade.
+
+Only this package imports `redis`. Every key is built in `service.store.keys` under the `tg:`
+prefix; every value is JSON. A Redis failure surfaces as `service.errors.Unavailable` (503), never
+as a hang: connections carry short timeouts.
+"""
+
+from __future__ import annotations
+
+from service.store.audit import AuditRepository
+from service.store.base import close_redis, connect_redis
+from service.store.files import FileRepository
+from service.store.jobs import JobRepository
+from service.store.models import ModelRepository
+from service.store.ratelimit import RateLimitRepository
+from service.store.sweeps import SweepRepository
+from service.store.tenancy import TenancyRepository
+from service.store.usage import UsageRepository
+from service.store.webhooks import WebhookRepository
+from service.store.workers import WorkerRepository
+
+__all__ = ["Store", "close_redis", "connect_redis"]
+
+
+class Store:
+    def __init__(self, redis_url: str) -> None:
+        self.redis = connect_redis(redis_url)
+        self.tenancy = TenancyRepository(self.redis)
+        self.audit = AuditRepository(self.redis)
+        self.workers = WorkerRepository(self.redis)
+        self.files = FileRepository(self.redis)
+        self.models = ModelRepository(self.redis)
+        self.rate_limits = RateLimitRepository(self.redis)
+        self.usage = UsageRepository(self.redis, self.rate_limits)
+        self.jobs = JobRepository(self.redis)
+        self.webhooks = WebhookRepository(self.redis)
+        self.sweeps = SweepRepository(self.redis)
+
+    async def ping(self) -> bool:
+        return await self.workers.ping()
+
+    async def aclose(self) -> None:
+        await close_redis(self.redis)

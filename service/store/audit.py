@@ -1,0 +1,117 @@
+"""The audit trail: one Redis Stream per org, append-only, read newest first with a cursor.
+
+Stream entry ids are `<ms>-<seq>`, so a time range maps straight onto an id range and the last id
+of a page is the cursor for the next one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from redis.exceptions import RedisError
+
+from service.domain.audit import AuditEvent
+from service.errors import Unavailable
+from service.store import keys
+from service.store.base import Repository
+
+SCAN_BATCH = 500
+SCAN_LIMIT = 20_000
+STREAM_ID_PART_MAX = 2**64 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    since: float | None = None
+    until: float | None = None
+    action: str | None = None
+    key_id: str | None = None
+
+    def matches(self, event: AuditEvent) -> bool:
+        if self.action and not (
+            event.action == self.action or event.action.startswith(self.action + ".")
+        ):
+            return False
+        return not (self.key_id and event.key_id != self.key_id)
+
+    def id_bounds(self) -> tuple[str, str]:
+        low = f"{_stream_ms(self.since)}-0" if self.since is not None else "-"
+        high = f"{_stream_ms(self.until)}-{STREAM_ID_PART_MAX}" if self.until is not None else "+"
+        return low, high
+
+
+def _stream_ms(seconds: float) -> int:
+    """Unix seconds as a stream id's milliseconds, clamped to what a stream id can hold (a far
+    future `until` means no upper bound, not an invalid id)."""
+    return int(min(max(seconds, 0.0) * 1000, STREAM_ID_PART_MAX))
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    events: list[AuditEvent]
+    next_cursor: str | None
+
+
+def _decode(entry_id: str, fields: dict[str, str]) -> AuditEvent:
+    event = AuditEvent.model_validate_json(fields["e"])
+    event.id = entry_id
+    return event
+
+
+def _exclusive(entry_id: str) -> str:
+    return "(" + entry_id
+
+
+class AuditRepository(Repository):
+    async def append(self, event: AuditEvent) -> str:
+        payload = event.model_dump_json(exclude={"id"})
+        return str(await self.redis.xadd(keys.audit(event.org_id), {"e": payload}))
+
+    async def append_many(self, events: list[AuditEvent]) -> list[str]:
+        """Append in one round trip; the ids in the order of `events`."""
+        if not events:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                pipe.xadd(keys.audit(event.org_id), {"e": event.model_dump_json(exclude={"id"})})
+            return [str(entry_id) for entry_id in await pipe.execute()]
+
+    async def page(
+        self, org_id: str, filters: AuditFilter, *, cursor: str | None, limit: int
+    ) -> AuditPage:
+        """Newest first. `next_cursor` is set when more entries may match."""
+        low, high = filters.id_bounds()
+        if cursor:
+            high = _exclusive(cursor)
+        found: list[AuditEvent] = []
+        scanned = 0
+        while scanned < SCAN_LIMIT:
+            batch = await self.redis.xrevrange(keys.audit(org_id), high, low, count=SCAN_BATCH)
+            for entry_id, fields in batch:
+                event = _decode(entry_id, fields)
+                if filters.matches(event):
+                    found.append(event)
+                    if len(found) == limit:
+                        return AuditPage(found, entry_id)
+            scanned += len(batch)
+            if len(batch) < SCAN_BATCH:
+                return AuditPage(found, None)
+            high = _exclusive(batch[-1][0])
+        return AuditPage(found, high[1:])
+
+    async def export(self, org_id: str, filters: AuditFilter) -> AsyncIterator[AuditEvent]:
+        """Oldest first, every matching entry, read in batches."""
+        low, high = filters.id_bounds()
+        while True:
+            try:
+                batch = await self.redis.xrange(keys.audit(org_id), low, high, count=SCAN_BATCH)
+            except (RedisError, OSError) as error:
+                raise Unavailable("The gateway's data store is unavailable.") from error
+            for entry_id, fields in batch:
+                event = _decode(entry_id, fields)
+                if filters.matches(event):
+                    yield event
+            if len(batch) < SCAN_BATCH:
+                return
+            low = _exclusive(batch[-1][0])

@@ -1,0 +1,182 @@
+"""The one place that builds Redis key names. Everything lives under `tg:`.
+
+`TUNEGATE_REDIS_NAMESPACE` puts a deployment's keys under `tg:<namespace>:` so that several
+tunegates (staging and production, or parallel test runs) can share one Redis without seeing
+each other's data, queue or workers.
+"""
+
+from __future__ import annotations
+
+ROOT = "tg:"
+PREFIX = ROOT
+
+
+def use_namespace(namespace: str) -> None:
+    """Set once per process, from settings, before any key is built."""
+    global PREFIX
+    PREFIX = f"{ROOT}{namespace}:" if namespace else ROOT
+
+
+def org(org_id: str) -> str:
+    return f"{PREFIX}org:{org_id}"
+
+
+def orgs() -> str:
+    return f"{PREFIX}orgs"
+
+
+def org_keys(org_id: str) -> str:
+    return f"{PREFIX}org:{org_id}:keys"
+
+
+def api_key(key_id: str) -> str:
+    return f"{PREFIX}key:{key_id}"
+
+
+def audit(org_id: str | None) -> str:
+    return f"{PREFIX}audit:{org_id or '_gateway'}"
+
+
+def workers() -> str:
+    return f"{PREFIX}workers"
+
+
+def file(file_id: str) -> str:
+    return f"{PREFIX}file:{file_id}"
+
+
+def file_report(file_id: str) -> str:
+    return f"{PREFIX}file:{file_id}:report"
+
+
+def org_files(org_id: str) -> str:
+    return f"{PREFIX}org:{org_id}:files"
+
+
+def upstream_copy(org_id: str, sha256: str) -> str:
+    """The one upstream file holding these bytes for this org, and the tunegate files using it."""
+    return f"{PREFIX}org:{org_id}:upstream:{sha256}"
+
+
+def upstream_copy_users(org_id: str, sha256: str) -> str:
+    return f"{PREFIX}org:{org_id}:upstream:{sha256}:users"
+
+
+def lock(name: str) -> str:
+    return f"{PREFIX}lock:{name}"
+
+
+def sandbox() -> str:
+    return f"{PREFIX}sandbox"
+
+
+def pending_uploads() -> str:
+    """Files stored but not yet handed upstream (scored by creation time), for the sweeper."""
+    return f"{PREFIX}files:pending"
+
+
+def org_models(org_id: str) -> str:
+    """The org's tuned models: model id -> record."""
+    return f"{PREFIX}org:{org_id}:models"
+
+
+def org_aliases(org_id: str) -> str:
+    """The org's model aliases: name -> model id."""
+    return f"{PREFIX}org:{org_id}:aliases"
+
+
+def usage_day(org_id: str, day: str) -> str:
+    """One org's token usage on one UTC day (YYYY-MM-DD): `key|model|metric` -> count."""
+    return f"{PREFIX}usage:{org_id}:{day}"
+
+
+def rate_bucket(key_id: str, dimension: str) -> str:
+    """One key's rate-limit bucket: `requests` or `tokens`."""
+    return f"{PREFIX}rate:{key_id}:{dimension}"
+
+
+def job(job_id: str) -> str:
+    return f"{PREFIX}job:{job_id}"
+
+
+def job_events(job_id: str) -> str:
+    """The job's events, oldest first: the upstream's and the gateway's own."""
+    return f"{PREFIX}job:{job_id}:events"
+
+
+def job_checkpoints(job_id: str) -> str:
+    return f"{PREFIX}job:{job_id}:checkpoints"
+
+
+def job_metrics(job_id: str) -> str:
+    """Step metrics read from the finished job's result file."""
+    return f"{PREFIX}job:{job_id}:metrics"
+
+
+def org_jobs(org_id: str) -> str:
+    """The org's jobs, scored by creation time."""
+    return f"{PREFIX}org:{org_id}:jobs"
+
+
+def org_jobs_waiting(org_id: str) -> str:
+    """Jobs waiting at the gateway for one of the org's `max_concurrent_jobs` slots (FIFO)."""
+    return f"{PREFIX}org:{org_id}:jobs:waiting"
+
+
+def org_jobs_active(org_id: str) -> str:
+    """Jobs holding one of the org's slots."""
+    return f"{PREFIX}org:{org_id}:jobs:active"
+
+
+def job_idempotency(org_id: str, key_digest: str) -> str:
+    """An `Idempotency-Key` of `POST /v1/fine_tuning/jobs`: the job it made and its body's hash."""
+    return f"{PREFIX}org:{org_id}:jobs:idempotency:{key_digest}"
+
+
+def jobs_due() -> str:
+    """Jobs a worker should advance, scored by when."""
+    return f"{PREFIX}jobs:due"
+
+
+def jobs_by_upstream() -> str:
+    """Upstream job id -> tunegate job id, for OpenAI's webhooks."""
+    return f"{PREFIX}jobs:upstream"
+
+
+def openai_webhook(webhook_id: str) -> str:
+    """An OpenAI webhook already acted on (they are retried)."""
+    return f"{PREFIX}webhooks:openai:{webhook_id}"
+
+
+def webhook_delivery(delivery_id: str) -> str:
+    return f"{PREFIX}webhook:{delivery_id}"
+
+
+def org_webhook_deliveries(org_id: str) -> str:
+    """The org's job-done callbacks, scored by creation time."""
+    return f"{PREFIX}org:{org_id}:webhooks"
+
+
+def webhooks_due() -> str:
+    """Callbacks with an attempt to make, scored by when (for the sweeper)."""
+    return f"{PREFIX}webhooks:due"
+
+
+def jobs_drainers() -> str:
+    """Running `advance_due_jobs` tasks, scored by when each stops taking due jobs."""
+    return f"{PREFIX}jobs:drainers"
+
+
+def sweep(sweep_id: str) -> str:
+    """A hyperparameter sweep: its request, plan and trials' job ids."""
+    return f"{PREFIX}sweep:{sweep_id}"
+
+
+def org_sweeps(org_id: str) -> str:
+    """The org's sweeps, scored by creation time."""
+    return f"{PREFIX}org:{org_id}:sweeps"
+
+
+def sweeps_due() -> str:
+    """Sweeps a worker should advance, scored by when."""
+    return f"{PREFIX}sweeps:due"

@@ -1,0 +1,1 @@
+"""RQ entry points: thin tasks that call `service.operations`."""
