@@ -1,0 +1,136 @@
+"""Dataset file records, their validation reports, and the org's upstream copies by content."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from redis.exceptions import WatchError
+
+from service.store import keys
+from service.store.base import Repository
+
+FileStatus = Literal["uploaded", "processed", "error", "deleted"]
+
+
+class FileRecord(BaseModel):
+    id: str
+    org_id: str
+    filename: str
+    purpose: str
+    bytes: int
+    sha256: str
+    created_at: int
+    status: FileStatus = "uploaded"
+    status_details: str | None = None
+    upstream_id: str | None = None
+    upload_attempts: int = 0
+    last_used_at: int | None = None
+    bytes_deleted_at: int | None = None
+    summary: dict[str, object] = {}
+
+
+class FileRepository(Repository):
+    async def create(self, record: FileRecord, report_json: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.file(record.id), record.model_dump_json())
+            pipe.set(keys.file_report(record.id), report_json)
+            pipe.zadd(keys.org_files(record.org_id), {record.id: time.time()})
+            pipe.zadd(keys.pending_uploads(), {record.id: time.time()})
+            await pipe.execute()
+
+    async def put(self, record: FileRecord) -> None:
+        """Update an existing record; a deleted one stays deleted."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.file(record.id), record.model_dump_json(), xx=True)
+            if record.status != "uploaded":
+                pipe.zrem(keys.pending_uploads(), record.id)
+            await pipe.execute()
+
+    async def pending_before(self, cutoff: float, limit: int = 1000) -> list[str]:
+        """Ids of files still waiting for the upstream, stored before `cutoff`."""
+        return list(
+            await self.redis.zrangebyscore(keys.pending_uploads(), 0, cutoff, start=0, num=limit)
+        )
+
+    async def get(self, file_id: str) -> FileRecord | None:
+        raw = await self.redis.get(keys.file(file_id))
+        return FileRecord.model_validate_json(raw) if raw else None
+
+    async def report(self, file_id: str) -> str | None:
+        value: str | None = await self.redis.get(keys.file_report(file_id))
+        return value
+
+    async def list_ids(self, org_id: str) -> list[str]:
+        """Oldest first."""
+        return list(await self.redis.zrange(keys.org_files(org_id), 0, -1))
+
+    async def many(self, file_ids: list[str]) -> list[FileRecord]:
+        if not file_ids:
+            return []
+        raws = await self.redis.mget([keys.file(file_id) for file_id in file_ids])
+        return [FileRecord.model_validate_json(raw) for raw in raws if raw]
+
+    async def remove(self, record: FileRecord) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.file(record.id), keys.file_report(record.id))
+            pipe.zrem(keys.org_files(record.org_id), record.id)
+            pipe.srem(keys.upstream_copy_users(record.org_id, record.sha256), record.id)
+            pipe.zrem(keys.pending_uploads(), record.id)
+            await pipe.execute()
+
+    async def upstream_copy(self, org_id: str, sha256: str) -> str | None:
+        value: str | None = await self.redis.get(keys.upstream_copy(org_id, sha256))
+        return value
+
+    async def mark_processed(self, record: FileRecord, upstream_id: str) -> bool:
+        """Record the upstream copy and share it with the org's identical bytes, atomically,
+        so a concurrent delete never sees the status without the sharing (or the reverse).
+        False when the file was deleted meanwhile."""
+        record.upstream_id = upstream_id
+        record.status = "processed"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(keys.file(record.id))
+                if not await pipe.exists(keys.file(record.id)):
+                    return False
+                pipe.multi()
+                self._queue_processed(pipe, record, upstream_id)
+                await pipe.execute()
+            except WatchError:
+                return False
+        return True
+
+    @staticmethod
+    def _queue_processed(pipe: Any, record: FileRecord, upstream_id: str) -> None:
+        pipe.set(keys.file(record.id), record.model_dump_json())
+        pipe.zrem(keys.pending_uploads(), record.id)
+        pipe.set(keys.upstream_copy(record.org_id, record.sha256), upstream_id)
+        pipe.sadd(keys.upstream_copy_users(record.org_id, record.sha256), record.id)
+
+    async def remove_upstream_user(self, record: FileRecord) -> None:
+        await self.redis.srem(keys.upstream_copy_users(record.org_id, record.sha256), record.id)
+
+    async def copy_users(self, org_id: str, sha256: str) -> int:
+        return int(await self.redis.scard(keys.upstream_copy_users(org_id, sha256)))
+
+    async def forget_upstream_copy(self, org_id: str, sha256: str) -> None:
+        await self.redis.delete(
+            keys.upstream_copy(org_id, sha256), keys.upstream_copy_users(org_id, sha256)
+        )
+
+    async def acquire(self, name: str, owner: str, seconds: int) -> bool:
+        return bool(await self.redis.set(keys.lock(name), owner, nx=True, ex=seconds))
+
+    async def refresh(self, name: str, owner: str, seconds: int) -> bool:
+        if await self.redis.get(keys.lock(name)) != owner:
+            return False
+        return bool(await self.redis.expire(keys.lock(name), seconds))
+
+    async def locked(self, name: str) -> bool:
+        return bool(await self.redis.exists(keys.lock(name)))
+
+    async def release(self, name: str, owner: str) -> None:
+        if await self.redis.get(keys.lock(name)) == owner:
+            await self.redis.delete(keys.lock(name))
