@@ -1,0 +1,147 @@
+"""List prices and limits of the fine-tunable models, and the costs computed from them.
+
+Owns `service/data/prices.json` (overridable with a JSON file of the same shape): per dated
+snapshot, its aliases, the fine-tuning methods it supports, its context and training-example
+token limits, the training price per 1M tokens, and inference prices per 1M input/output tokens
+for the base model and for models tuned from it, which OpenAI bills at different rates.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DEFAULT_PRICES_FILE = Path(__file__).resolve().parent.parent / "data" / "prices.json"
+
+Method = Literal["supervised", "dpo", "reinforcement"]
+Api = Literal["chat", "completions"]
+
+_PER_MILLION = 1_000_000
+
+
+class UnknownModelError(KeyError):
+    """The model is neither a priced snapshot, an alias of one, nor tuned from one."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InferencePrice(_Strict):
+    input_per_1m: float = Field(ge=0)
+    output_per_1m: float = Field(ge=0)
+
+
+class ModelPrice(_Strict):
+    aliases: list[str] = []
+    api: Api = "chat"
+    methods: list[Method]
+    context_window: int = Field(gt=0)
+    max_example_tokens: int = Field(gt=0)
+    # None where training is billed by the hour (reinforcement fine-tuning).
+    training_per_1m: float | None = Field(default=None, ge=0)
+    training_per_hour: float | None = Field(default=None, ge=0)
+    base: InferencePrice
+    tuned: InferencePrice
+
+
+class PriceTable(_Strict):
+    currency: str = "USD"
+    as_of: str | None = None
+    models: dict[str, ModelPrice]
+
+    @model_validator(mode="after")
+    def _aliases_are_unambiguous(self) -> PriceTable:
+        seen: set[str] = set(self.models)
+        for price in self.models.values():
+            for alias in price.aliases:
+                if alias in seen:
+                    raise ValueError(f"alias {alias!r} names more than one model")
+                seen.add(alias)
+        return self
+
+    def snapshot_of(self, name: str) -> str | None:
+        """The dated snapshot a name or alias refers to, if the table knows it."""
+        if name in self.models:
+            return name
+        for snapshot, price in self.models.items():
+            if name in price.aliases:
+                return snapshot
+        return None
+
+    def price_of(self, model: str) -> ModelPrice:
+        snapshot = self.snapshot_of(base_model_of(model))
+        if snapshot is None:
+            raise UnknownModelError(model)
+        return self.models[snapshot]
+
+
+def is_tuned(model: str) -> bool:
+    return model.startswith("ft:")
+
+
+def base_model_of(name: str) -> str:
+    """`ft:gpt-4o-mini-2024-07-18:org:suffix:id` -> `gpt-4o-mini-2024-07-18`; others unchanged."""
+    if is_tuned(name):
+        return name.split(":", 2)[1]
+    return name
+
+
+def load_price_table(path: Path | str | None = None) -> PriceTable:
+    """The packaged table, or the one in `path` (same JSON shape) when given."""
+    if path is None:
+        return _packaged_table()
+    return PriceTable.model_validate_json(Path(path).read_bytes())
+
+
+@cache
+def _packaged_table() -> PriceTable:
+    return PriceTable.model_validate_json(DEFAULT_PRICES_FILE.read_bytes())
+
+
+def _table(table: PriceTable | None) -> PriceTable:
+    return table if table is not None else _packaged_table()
+
+
+def resolve_model(name: str, table: PriceTable | None = None) -> str:
+    """The dated snapshot behind a name, alias or tuned-model name; unknown names unchanged."""
+    base = base_model_of(name)
+    return _table(table).snapshot_of(base) or base
+
+
+def is_fine_tunable(model: str, table: PriceTable | None = None) -> bool:
+    """True for a priced snapshot or an alias of one (tuned models are tunable further too)."""
+    return _table(table).snapshot_of(base_model_of(model)) is not None
+
+
+def supports_method(model: str, method: Method, table: PriceTable | None = None) -> bool:
+    try:
+        return method in _table(table).price_of(model).methods
+    except UnknownModelError:
+        return False
+
+
+def max_example_tokens(model: str, table: PriceTable | None = None) -> int:
+    return _table(table).price_of(model).max_example_tokens
+
+
+def training_cost(model: str, tokens: int, table: PriceTable | None = None) -> float | None:
+    """Cost of training on `tokens` billed tokens (already times epochs); None if billed hourly."""
+    per_1m = _table(table).price_of(model).training_per_1m
+    if per_1m is None:
+        return None
+    return tokens * per_1m / _PER_MILLION
+
+
+def inference_cost(
+    model: str, prompt_tokens: int, completion_tokens: int, table: PriceTable | None = None
+) -> float:
+    """Cost of one call; `ft:` models are billed at their base model's tuned-model rates."""
+    price = _table(table).price_of(model)
+    rates = price.tuned if is_tuned(model) else price.base
+    return (
+        prompt_tokens * rates.input_per_1m + completion_tokens * rates.output_per_1m
+    ) / _PER_MILLION

@@ -1,0 +1,277 @@
+"""Fine-tuning job records, their events and checkpoints, and the indexes derived from them.
+
+A record is one JSON value; every change goes through `update`, a compare-and-set (WATCH /
+MULTI) that also keeps the indexes in step with the record in the same transaction: the org's
+FIFO of jobs waiting for a slot, the set of jobs holding one, the due set the workers advance
+from, and the upstream id -> job id map that OpenAI's webhooks need. Events are appended in the
+same transaction as the record that remembers the last one, so a crash never stores an event
+twice. `promote` moves the heads of an org's FIFO into free slots atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+from redis.exceptions import WatchError
+
+from service.domain.jobs import INITIAL_STATE, JobState, holds_slot
+from service.errors import Unavailable
+from service.store import keys
+from service.store.base import Repository
+
+IDEMPOTENCY_SECONDS = 24 * 3600
+MAX_WRITE_TRIES = 20
+Change = Callable[["JobRecord"], "JobRecord | None"]
+
+
+class JobRecord(BaseModel):
+    id: str
+    org_id: str
+    key_id: str | None = None
+    created_at: int
+    seq: float  # creation time to the microsecond: the FIFO order of the org's waiting jobs
+    request: dict[str, Any]  # the normalised request (`JobRequest`)
+    base_model: str
+    seed: int
+    state: JobState = INITIAL_STATE
+    version: int = 0
+    split_files: list[str] = []  # [training, validation] carved out by `validation_split`
+    create_attempts: int = 0
+    failures: int = 0  # transient failures in a row, for the backoff
+    due_at: float | None = None
+    poll_delay: float | None = None
+    upstream_id: str | None = None
+    aliases: dict[str, str] = {}  # upstream ids -> tunegate's, for event messages
+    upstream_status: str | None = None
+    last_event_id: str | None = None
+    fine_tuned_model: str | None = None
+    trained_tokens: int | None = None
+    finished_at: int | None = None
+    estimated_finish: int | None = None
+    error: dict[str, Any] | None = None
+    hyperparameters: dict[str, Any] | None = None
+    method: dict[str, Any] | None = None
+    result_files: list[str] = []  # upstream ids: read by the gateway, never shown
+    pending: list[str] = []  # finishing steps still to run after a terminal state
+    history: list[dict[str, Any]] = []  # {"state", "at", "poll_delay"}: when the gateway saw it
+
+
+class JobRepository(Repository):
+    # Records
+
+    async def create(self, record: JobRecord, idempotency: tuple[str, str] | None) -> bool:
+        """Store a new job; with `(key, fingerprint)`, only if the key is still unused."""
+        key = keys.job_idempotency(record.org_id, _digest(idempotency[0])) if idempotency else None
+        async with self.redis.pipeline(transaction=True) as pipe:
+            try:
+                if key is not None:
+                    await pipe.watch(key)
+                    if await pipe.exists(key):
+                        return False
+                pipe.multi()
+                if key is not None and idempotency is not None:
+                    claim = {"job_id": record.id, "fingerprint": idempotency[1]}
+                    pipe.set(key, orjson.dumps(claim), ex=IDEMPOTENCY_SECONDS)
+                pipe.zadd(keys.org_jobs(record.org_id), {record.id: record.seq})
+                _write(pipe, None, record)
+                await pipe.execute()
+            except WatchError:
+                return False
+        return True
+
+    async def idempotent(self, org_id: str, key: str) -> tuple[str, str] | None:
+        """(job id, fingerprint) of the job an `Idempotency-Key` made, if any."""
+        raw = await self.redis.get(keys.job_idempotency(org_id, _digest(key)))
+        if raw is None:
+            return None
+        claim = orjson.loads(raw)
+        return str(claim["job_id"]), str(claim["fingerprint"])
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        raw = await self.redis.get(keys.job(job_id))
+        return JobRecord.model_validate_json(raw) if raw else None
+
+    async def many(self, job_ids: list[str]) -> list[JobRecord]:
+        if not job_ids:
+            return []
+        raws = await self.redis.mget([keys.job(job_id) for job_id in job_ids])
+        return [JobRecord.model_validate_json(raw) for raw in raws if raw]
+
+    async def list_ids(self, org_id: str) -> list[str]:
+        """Newest first."""
+        return list(await self.redis.zrevrange(keys.org_jobs(org_id), 0, -1))
+
+    async def page_ids(self, org_id: str, after: str | None, limit: int) -> tuple[list[str], bool]:
+        """A page of the org's job ids, newest first, after the job `after`; and whether more
+        follow."""
+        start = 0
+        if after is not None:
+            rank = await self.redis.zrevrank(keys.org_jobs(org_id), after)
+            if rank is None:
+                return [], False
+            start = rank + 1
+        ids = list(await self.redis.zrevrange(keys.org_jobs(org_id), start, start + limit))
+        return ids[:limit], len(ids) > limit
+
+    async def update(
+        self,
+        job_id: str,
+        change: Change,
+        *,
+        events: list[dict[str, Any]] | None = None,
+        checkpoints: list[dict[str, Any]] | None = None,
+    ) -> JobRecord | None:
+        """Apply `change` to the current record and write it (with `events` appended and
+        `checkpoints` replaced) unless the record moved meanwhile, then try again. `change`
+        returns None to write nothing; the result is the record as stored (None: no such job)."""
+        for _ in range(MAX_WRITE_TRIES):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(keys.job(job_id))
+                    raw = await pipe.get(keys.job(job_id))
+                    if raw is None:
+                        return None
+                    old = JobRecord.model_validate_json(raw)
+                    new = change(JobRecord.model_validate_json(raw))  # a copy, cheaper to parse
+                    if new is None:
+                        return old
+                    new.version = old.version + 1
+                    pipe.multi()
+                    _write(pipe, old, new)
+                    _queue_extras(pipe, job_id, events, checkpoints)
+                    await pipe.execute()
+                    return new
+                except WatchError:
+                    continue
+        raise Unavailable(f"Job {job_id} is changing too often to update; retry shortly.")
+
+    async def promote(self, org_id: str, limit: int | None, start: Change) -> list[JobRecord]:
+        """Give free slots to the org's longest-waiting jobs (`start` makes each record's
+        change); all of them or none, atomically."""
+        waiting, active = keys.org_jobs_waiting(org_id), keys.org_jobs_active(org_id)
+        for _ in range(MAX_WRITE_TRIES):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(waiting, active)
+                    free = None if limit is None else limit - int(await pipe.scard(active))
+                    if free is not None and free <= 0:
+                        return []
+                    heads = list(await pipe.zrange(waiting, 0, -1 if free is None else free - 1))
+                    if not heads:
+                        return []
+                    await pipe.watch(*[keys.job(job_id) for job_id in heads])
+                    olds = await _records(pipe, heads)
+                    news = [
+                        start(JobRecord.model_validate_json(old.model_dump_json())) for old in olds
+                    ]
+                    started = [(o, n) for o, n in zip(olds, news, strict=True) if n is not None]
+                    pipe.multi()
+                    for old, new in started:
+                        new.version = old.version + 1
+                        _write(pipe, old, new)
+                    await pipe.execute()
+                    return [new for _, new in started]
+                except WatchError:
+                    continue
+        return []
+
+    async def waiting_count(self, org_id: str) -> int:
+        return int(await self.redis.zcard(keys.org_jobs_waiting(org_id)))
+
+    # Scheduling
+
+    async def due(self, until: float, limit: int) -> list[str]:
+        """Jobs due by `until`, most overdue first."""
+        found = await self.redis.zrangebyscore(keys.jobs_due(), "-inf", until, start=0, num=limit)
+        return list(found)
+
+    async def earliest_due(self) -> float | None:
+        found = await self.redis.zrange(keys.jobs_due(), 0, 0, withscores=True)
+        return float(found[0][1]) if found else None
+
+    async def start_draining(self, name: str, until: float, now: float) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(keys.jobs_drainers(), "-inf", now)
+            pipe.zadd(keys.jobs_drainers(), {name: until})
+            await pipe.execute()
+
+    async def stop_draining(self, name: str) -> None:
+        await self.redis.zrem(keys.jobs_drainers(), name)
+
+    async def drained_until(self) -> float:
+        """Until when a running task takes every job that falls due (0: none runs)."""
+        found = await self.redis.zrevrange(keys.jobs_drainers(), 0, 0, withscores=True)
+        return float(found[0][1]) if found else 0.0
+
+    async def job_for_upstream(self, upstream_id: str) -> str | None:
+        value: str | None = await self.redis.hget(keys.jobs_by_upstream(), upstream_id)
+        return value
+
+    # Events, checkpoints, metrics
+
+    async def events(self, job_id: str) -> list[dict[str, Any]]:
+        """Oldest first."""
+        return [
+            orjson.loads(raw) for raw in await self.redis.lrange(keys.job_events(job_id), 0, -1)
+        ]
+
+    async def checkpoints(self, job_id: str) -> list[dict[str, Any]]:
+        """Newest first, as the upstream lists them."""
+        raw = await self.redis.get(keys.job_checkpoints(job_id))
+        return list(orjson.loads(raw)) if raw else []
+
+    async def put_metrics(self, job_id: str, rows: list[dict[str, Any]]) -> None:
+        await self.redis.set(keys.job_metrics(job_id), orjson.dumps(rows))
+
+    async def metrics(self, job_id: str) -> list[dict[str, Any]]:
+        raw = await self.redis.get(keys.job_metrics(job_id))
+        return list(orjson.loads(raw)) if raw else []
+
+
+def _digest(idempotency_key: str) -> str:
+    return hashlib.sha256(idempotency_key.encode()).hexdigest()
+
+
+async def _records(pipe: Any, job_ids: list[str]) -> list[JobRecord]:
+    raws = await pipe.mget([keys.job(job_id) for job_id in job_ids])
+    return [JobRecord.model_validate_json(raw) for raw in raws if raw]
+
+
+def _write(pipe: Any, old: JobRecord | None, new: JobRecord) -> None:
+    """Queue the record and every index that follows from it (only those that changed)."""
+    pipe.set(keys.job(new.id), new.model_dump_json())
+    was_waiting = old is not None and old.state == JobState.WAITING_SLOT
+    if (new.state == JobState.WAITING_SLOT) != was_waiting:
+        if was_waiting:
+            pipe.zrem(keys.org_jobs_waiting(new.org_id), new.id)
+        else:
+            pipe.zadd(keys.org_jobs_waiting(new.org_id), {new.id: new.seq})
+    held = old is not None and holds_slot(old.state)
+    if holds_slot(new.state) != held:
+        if held:
+            pipe.srem(keys.org_jobs_active(new.org_id), new.id)
+        else:
+            pipe.sadd(keys.org_jobs_active(new.org_id), new.id)
+    if new.due_at is None:
+        if old is None or old.due_at is not None:
+            pipe.zrem(keys.jobs_due(), new.id)
+    elif old is None or old.due_at != new.due_at:
+        pipe.zadd(keys.jobs_due(), {new.id: new.due_at})
+    if new.upstream_id and (old is None or old.upstream_id != new.upstream_id):
+        pipe.hset(keys.jobs_by_upstream(), new.upstream_id, new.id)
+
+
+def _queue_extras(
+    pipe: Any,
+    job_id: str,
+    events: list[dict[str, Any]] | None,
+    checkpoints: list[dict[str, Any]] | None,
+) -> None:
+    if events:
+        pipe.rpush(keys.job_events(job_id), *[orjson.dumps(event) for event in events])
+    if checkpoints is not None:
+        pipe.set(keys.job_checkpoints(job_id), orjson.dumps(checkpoints))
