@@ -1,0 +1,92 @@
+"""The completion proxy: OpenAI's `POST /v1/chat/completions` and legacy `POST /v1/completions`.
+
+Bodies are OpenAI's, taken as raw JSON and passed on after the org's policy (see
+`service.domain.inference`); answers are the upstream's bytes, streamed as they arrive when
+`stream` is true. These routes authenticate and audit themselves (`opt={"audit": "self"}`):
+the audit record of a call is written when its usage is known, after the reply.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, post
+from litestar.background_tasks import BackgroundTask
+from litestar.response import Stream
+
+from service.domain.inference import Api
+from service.errors import TunegateError
+from service.http.auth import bearer_token, context_of
+from service.http.errors import status_and_type
+from service.operations import inference
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+SSE_TYPE = "text/event-stream"  # Litestar adds the charset
+JSON_TYPE = "application/json"
+DESCRIPTION = (
+    "OpenAI's request and response shapes. `model` may be an alias of the org, one of its tuned "
+    "models, or a base model its policy allows. The org's policy applies: PII redaction or "
+    "blocking, `store: false`, the output-token cap, a hashed `user`, per-key rate limits."
+)
+
+
+async def proxy(request: Request[Any, Any, Any], api: Api) -> Response[Any]:
+    client = request.client.host if request.client else None
+    call = inference.Call(context_of(request), api, request.state.get("request_id"), client)
+    try:
+        await inference.open_call(call, bearer_token(request), await request.body())
+        return await _answer(call)
+    except TunegateError as error:
+        await inference.fail(call, error, status_and_type(error)[0])
+        raise
+
+
+async def _answer(call: inference.Call) -> Response[Any]:
+    assert call.prepared is not None
+    if not call.prepared.stream:
+        completion = await inference.complete(call)
+        return Response(
+            completion.content,
+            status_code=completion.status,
+            headers={**completion.headers, **call.headers},
+            media_type=completion.headers.get("content-type", JSON_TYPE),
+            background=BackgroundTask(inference.finish_completion, call, completion),
+        )
+    upstream = await inference.open_stream(call)
+    chunks = inference.relay(call, upstream)
+    # Runs after the body, also when a departed client cut it short (or never let it start):
+    # it closes the upstream stream and records the call.
+    return Stream(
+        chunks,
+        status_code=upstream.status,
+        headers={**SSE_HEADERS, **call.headers},
+        media_type=SSE_TYPE,
+        background=BackgroundTask(inference.close_relay, call, chunks, upstream),
+    )
+
+
+class InferenceController(Controller):
+    path = "/v1"
+    tags = ["inference"]
+    security = [{"OrgKey": []}]
+    opt = {"audit": "self"}
+
+    @post(
+        "/chat/completions",
+        operation_id="chat.completions.create",
+        status_code=200,
+        summary="Create a chat completion",
+        description=DESCRIPTION,
+    )
+    async def create_chat_completion(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        return await proxy(request, "chat")
+
+    @post(
+        "/completions",
+        operation_id="completions.create",
+        status_code=200,
+        summary="Create a completion (legacy)",
+        description=DESCRIPTION,
+    )
+    async def create_completion(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        return await proxy(request, "completions")

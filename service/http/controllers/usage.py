@@ -1,0 +1,77 @@
+"""Usage: `GET /v1/usage` — tokens, requests and estimated cost of the org's proxied calls."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from litestar import Controller, Request, get
+from litestar.params import QueryParameter
+from pydantic import BaseModel
+
+from service.domain.access import Capability
+from service.http.auth import context_of, principal_of, require_org_key
+from service.operations.usage import UsageTotal, date_range, usage_report
+
+GroupBy = Annotated[
+    list[str] | None,
+    QueryParameter(
+        description="Any of model, key, day: repeat the parameter or separate with commas."
+    ),
+]
+Day = Annotated[dt.date | None, QueryParameter(description="YYYY-MM-DD (UTC), inclusive.")]
+
+
+class UsageRow(BaseModel):
+    day: str | None = None
+    model: str | None = None
+    key_id: str | None = None
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    requests: int
+    cost: float
+
+
+class UsageReport(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[UsageRow]
+    start_date: str
+    end_date: str
+    currency: str
+
+
+def usage_row(total: UsageTotal) -> UsageRow:
+    return UsageRow(
+        day=total.day,
+        model=total.model,
+        key_id=total.key_id,
+        prompt_tokens=total.prompt_tokens,
+        completion_tokens=total.completion_tokens,
+        total_tokens=total.prompt_tokens + total.completion_tokens,
+        requests=total.requests,
+        cost=total.cost,
+    )
+
+
+class UsageController(Controller):
+    path = "/v1/usage"
+    guards = [require_org_key]
+    tags = ["usage"]
+    security = [{"OrgKey": []}]
+    opt = {"capability": Capability.USAGE}
+
+    @get("/", operation_id="usage.retrieve")
+    async def get_usage(
+        self,
+        request: Request[Any, Any, Any],
+        start_date: Day = None,
+        end_date: Day = None,
+        group_by: GroupBy = None,
+    ) -> UsageReport:
+        ctx, days = context_of(request), date_range(start_date, end_date)
+        totals = await usage_report(ctx, principal_of(request).org_id or "", days, group_by or [])
+        rows = [usage_row(total) for total in totals]
+        return UsageReport(
+            data=rows, start_date=days[0], end_date=days[-1], currency=ctx.prices.currency
+        )
