@@ -5,8 +5,11 @@ counted in the record before the create call; any later attempt first looks upst
 with that metadata and adopts it, so a worker that dies between the create call and recording
 its answer never causes a second job. The create call itself is never retried blindly (a create
 that timed out may still have made the job upstream): the runner's next attempt looks first.
-Should several turn up all the same (a lost create that the upstream finished only after the
-look), the oldest is kept and the others are cancelled.
+Should several turn up all the same, the oldest is kept and the others are cancelled. A create
+the upstream carries out only after a later attempt has looked and created again (an upstream
+stalled past the timeout and the backoff) leaves a twin that no look before it could see: so a
+job that took more than one attempt looks again on every poll until it ends
+(`cancel_late_twins`), and cancels any upstream job of its own but the one it adopted.
 
 The caller's metadata travels too. OpenAI allows 16 pairs and tunegate needs one, so a job with
 16 keeps all of them in tunegate (shown, filterable) while the upstream copy carries the first
@@ -115,12 +118,28 @@ async def find_created(ctx: Context, job_id: str) -> FineTuningJob | None:
     return mine[0] if mine else None
 
 
+async def cancel_late_twins(ctx: Context, record: JobRecord) -> None:
+    """Cancel upstream jobs carrying this job's id other than the adopted one. Only a job with
+    more than one create attempt can have any, so the others cost no call."""
+    if record.create_attempts < 2 or record.upstream_id is None:
+        return
+    found = await ctx.upstream.list_jobs(metadata={TUNEGATE_ID_KEY: record.id})
+    for job in found:
+        if (job.metadata or {}).get(TUNEGATE_ID_KEY) == record.id and job.id != record.upstream_id:
+            await _cancel_twin(ctx, record.id, job)
+
+
 async def _cancel_twin(ctx: Context, job_id: str, twin: FineTuningJob) -> None:
     """A second upstream job for one of ours (a retried create whose first answer was lost, or
     a worker whose lock lapsed mid-create): stop it, so that one job runs."""
     if twin.status not in ("succeeded", "failed", "cancelled"):
         log.warning("cancelling_twin_upstream_job", job_id=job_id, upstream_id=twin.id)
-        await ctx.upstream.cancel_job(twin.id)
+        try:
+            await ctx.upstream.cancel_job(twin.id)
+        except UpstreamRejected as error:
+            if error.passing:
+                raise
+            log.info("twin_ended_first", job_id=job_id, upstream_id=twin.id)  # nothing to stop
 
 
 async def adopt(ctx: Context, record: JobRecord, job: FineTuningJob) -> JobRecord | None:

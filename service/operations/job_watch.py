@@ -8,6 +8,7 @@ records the last one's id, so a retried poll never stores one twice. The next po
 status holds, jittered so that jobs created together spread out. Progress events alone do not
 count as a change: a long run costs one poll a minute, and OpenAI's webhooks (or a caller's
 cancel) bring the end sooner. Upstream ids in messages and checkpoints are shown as tunegate's.
+A job whose create took more than one attempt also looks for a late twin on each poll.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from service.domain.polling import new_events, next_poll_delay
 from service.operations import sweep_schedule
 from service.operations.context import Context
 from service.operations.job_records import copy_upstream, ended, register_model, saw
+from service.operations.job_submit import cancel_late_twins
 from service.store.jobs import JobRecord
 from service.upstream import FineTuningJob
 
@@ -40,6 +42,7 @@ class Snapshot:
 async def poll(ctx: Context, record: JobRecord) -> JobRecord | None:
     """Read the upstream and record what it says; the next poll is due after the delay."""
     snapshot = await fetch(ctx, record)
+    await cancel_late_twins(ctx, record)
     await register_model(ctx, record, snapshot.job)
     updated = await ctx.store.jobs.update(
         record.id,

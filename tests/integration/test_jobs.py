@@ -57,10 +57,24 @@ def upstream_jobs(deployment: Deployment, job_id: str) -> list[dict[str, Any]]:
     return data
 
 
+def upstream_statuses(deployment: Deployment, job_id: str) -> dict[str, str]:
+    return {found["id"]: found["status"] for found in upstream_jobs(deployment, job_id)}
+
+
 def hang_creates(deployment: Deployment) -> None:
     with deployment.sandbox_api() as api:
         fault = {"kind": "hang", "method": "POST", "path_prefix": CREATE, "seconds": 300}
         api.post("/faults", json=fault).raise_for_status()
+
+
+def held_create(deployment: Deployment, sdk: OpenAI, salt: str) -> tuple[str, dict[str, Any]]:
+    """A job whose first upstream create the sandbox holds (`hang`), and that held request."""
+    training = processed_file(sdk, salt)
+    hang_creates(deployment)
+    job = sdk.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=training)
+    [hung] = wait_for(lambda: creates_for(deployment, job.id), timeout=120, what="create")
+    assert hung["fault"] == "hang"
+    return job.id, hung
 
 
 def wait_end(sdk: OpenAI, job_id: str, timeout: float = 180) -> str:
@@ -87,19 +101,15 @@ def test_a_create_that_landed_before_the_worker_died_is_adopted(deployment: Depl
     job, and no create of its own."""
     key = deployment.org_with_key("member", policy={"pii": "allow"})
     with sdk_for(deployment, key) as sdk:
-        training = processed_file(sdk, "adopt")
-        hang_creates(deployment)
-        job = sdk.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=training)
-        [hung] = wait_for(lambda: creates_for(deployment, job.id), timeout=120, what="create")
-        assert hung["fault"] == "hang"
+        job_id, hung = held_create(deployment, sdk, "adopt")
         deployment.kill_worker(deployment.workers[0])
         with deployment.sandbox_api() as api:
             replay = orjson.dumps(hung["body"])
             landed = api.post(sandbox_url(deployment, CREATE), content=replay).json()
         deployment.start_worker()
-        assert wait_end(sdk, job.id) == "succeeded"
-    assert [entry["fault"] for entry in creates_for(deployment, job.id)] == ["hang", None]
-    assert [found["id"] for found in upstream_jobs(deployment, job.id)] == [landed["id"]]
+        assert wait_end(sdk, job_id) == "succeeded"
+    assert [entry["fault"] for entry in creates_for(deployment, job_id)] == ["hang", None]
+    assert [found["id"] for found in upstream_jobs(deployment, job_id)] == [landed["id"]]
     lookups = [
         entry
         for entry in deployment.upstream_requests(CREATE)
@@ -113,15 +123,43 @@ def test_a_create_that_never_landed_is_made_once(deployment: Deployment) -> None
     worker looks for the job by its metadata, finds none, and creates it exactly once."""
     key = deployment.org_with_key("member", policy={"pii": "allow"})
     with sdk_for(deployment, key) as sdk:
-        training = processed_file(sdk, "once")
-        hang_creates(deployment)
-        job = sdk.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=training)
-        wait_for(lambda: creates_for(deployment, job.id), timeout=120, what="create")
+        job_id, _ = held_create(deployment, sdk, "once")
         deployment.kill_worker(deployment.workers[0])
         deployment.start_worker()
-        assert wait_end(sdk, job.id) == "succeeded"
-    assert [entry["fault"] for entry in creates_for(deployment, job.id)] == ["hang", None]
-    assert len(upstream_jobs(deployment, job.id)) == 1
+        assert wait_end(sdk, job_id) == "succeeded"
+    assert [entry["fault"] for entry in creates_for(deployment, job_id)] == ["hang", None]
+    assert len(upstream_jobs(deployment, job_id)) == 1
+
+
+def test_a_create_that_lands_after_the_retry_made_one_is_cancelled(deployment: Deployment) -> None:
+    """The worst order: the first create is held upstream, the next worker looks, finds
+    nothing and creates, and only then does the upstream carry out the first create. As above,
+    the test replays the first request itself to stand for that late landing, and pauses the
+    twin so that it cannot end on its own. A job that took two attempts looks again as it
+    polls: the twin is cancelled and the job the gateway adopted runs to the end."""
+    key = deployment.org_with_key("member", policy={"pii": "allow"})
+    with sdk_for(deployment, key) as sdk:
+        job_id, hung = held_create(deployment, sdk, "late-twin")
+        deployment.kill_worker(deployment.workers[0])
+        with deployment.sandbox_api() as api:
+            # the adopted job's first read is held, so the twin lands while the job is watched
+            held = {"kind": "hang", "method": "GET", "path_prefix": f"{CREATE}/", "seconds": 10}
+            api.post("/faults", json=held).raise_for_status()
+        deployment.start_worker()
+        wait_for(lambda: len(creates_for(deployment, job_id)) == 2, timeout=120, what="retry")
+        with deployment.sandbox_api() as api:
+            twin = api.post(sandbox_url(deployment, CREATE), content=orjson.dumps(hung["body"]))
+            twin_id = twin.json()["id"]
+            api.post(sandbox_url(deployment, f"{CREATE}/{twin_id}/pause")).raise_for_status()
+        assert wait_end(sdk, job_id) == "succeeded"
+        wait_for(
+            lambda: upstream_statuses(deployment, job_id).get(twin_id) == "cancelled",
+            timeout=60,
+            what="the twin cancelled",
+        )
+    statuses = upstream_statuses(deployment, job_id)
+    assert len(statuses) == 2 and statuses.pop(twin_id) == "cancelled"
+    assert list(statuses.values()) == ["succeeded"]
 
 
 def test_429s_and_500s_for_a_while_delay_the_job_but_do_not_fail_it(
