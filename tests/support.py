@@ -1,4 +1,5 @@
-"""Test plumbing: a real uvicorn server in a thread, free ports, and subprocess helpers."""
+"""Test plumbing: a real uvicorn server in a thread, free ports, a POST receiver, subprocess
+helpers, and the check that a worker runs queued and delayed tasks."""
 
 from __future__ import annotations
 
@@ -8,11 +9,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import uvicorn
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from service.queue import TaskQueue
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,6 +58,51 @@ class ServerThread:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+Answer = Callable[[str, dict[str, str], bytes], int]
+
+
+@contextmanager
+def post_receiver(answer: Answer) -> Iterator[str]:
+    """A loopback HTTP server that hands every POST (path, lower-cased headers, body) to
+    `answer` and replies with the status it returns; yields the server's `/hooks` URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            self.send_response(answer(self.path, headers, body))
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hooks"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def assert_runs_queued_and_delayed_tasks(queue: TaskQueue) -> None:
+    """Whatever consumes `queue` runs a task queued now and one delayed by a second."""
+    try:
+        now_id = queue.enqueue("ping", "now")
+        later_id = queue.enqueue("ping", "later", delay_seconds=1)
+
+        def result(job_id: str) -> object:
+            job = Job.fetch(job_id, connection=queue.connection, serializer=JSONSerializer)
+            return job.return_value()
+
+        assert wait_for(lambda: result(now_id), timeout=30, what="queued task") == "now"
+        assert wait_for(lambda: result(later_id), timeout=90, what="delayed task") == "later"
+    finally:
+        queue.close()
 
 
 def wait_for(

@@ -7,7 +7,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -16,7 +15,7 @@ import orjson
 from service.sandbox import SandboxConfig, training
 from service.sandbox.training import Hyperparameters
 from tests.api.conftest import UPSTREAM_KEY
-from tests.support import wait_for
+from tests.support import post_receiver, wait_for
 
 ENDED = ("succeeded", "failed", "cancelled")
 # Trials that run for about six seconds: long enough to be seen running, stopped and cancelled.
@@ -110,24 +109,10 @@ def hooks() -> Iterator[Hooks]:
     found = Hooks()
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["content-length"]))
-            with lock:
-                found.bodies.append(orjson.loads(body))
-            self.send_response(200)
-            self.send_header("content-length", "0")
-            self.end_headers()
+    def answer(path: str, headers: dict[str, str], body: bytes) -> int:
+        with lock:
+            found.bodies.append(orjson.loads(body))
+        return 200
 
-        def log_message(self, *args: Any) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    found.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
-    try:
+    with post_receiver(answer) as found.url:
         yield found
-    finally:
-        server.shutdown()
-        server.server_close()

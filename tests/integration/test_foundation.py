@@ -18,7 +18,7 @@ from rq.serializers import JSONSerializer
 
 from service.queue import TaskQueue, queue_name
 from tests.integration.conftest import ADMIN_TOKEN, UPSTREAM_KEY, Deployment, descendants
-from tests.support import ROOT, wait_for
+from tests.support import ROOT, assert_runs_queued_and_delayed_tasks, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -46,19 +46,7 @@ def test_ready_sees_redis_and_a_worker_process(deployment: Deployment) -> None:
 
 
 def test_worker_process_runs_queued_and_delayed_tasks(deployment: Deployment) -> None:
-    queue = TaskQueue(deployment.redis_url, deployment.namespace)
-    try:
-        now_id = queue.enqueue("ping", "now")
-        later_id = queue.enqueue("ping", "later", delay_seconds=1)
-
-        def result(job_id: str) -> object:
-            job = Job.fetch(job_id, connection=queue.connection, serializer=JSONSerializer)
-            return job.return_value()
-
-        assert wait_for(lambda: result(now_id), timeout=30, what="queued task") == "now"
-        assert wait_for(lambda: result(later_id), timeout=90, what="delayed task") == "later"
-    finally:
-        queue.close()
+    assert_runs_queued_and_delayed_tasks(TaskQueue(deployment.redis_url, deployment.namespace))
 
 
 def test_sigterm_stops_a_worker_and_everything_it_started(deployment: Deployment) -> None:

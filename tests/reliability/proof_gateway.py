@@ -14,7 +14,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from service.domain.access import ROLES
 from service.sandbox import start_in_thread
 from tests.api.conftest import FAST_SANDBOX, GATEWAY_RUN, Gateway, gateway_settings, running_gateway
 from tests.api.datasets import chat_jsonl
-from tests.support import wait_for
+from tests.support import post_receiver, wait_for
 
 BASE_MODEL = "gpt-4o-mini-2024-07-18"
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -73,28 +72,8 @@ class HookReceiver:
 @contextmanager
 def hook_receiver() -> Iterator[HookReceiver]:
     found = HookReceiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length") or 0))
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            status = found.receive(self.path, headers, body)
-            self.send_response(status)
-            self.send_header("content-length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    found.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
-    try:
+    with post_receiver(found.receive) as found.url:
         yield found
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @dataclass
