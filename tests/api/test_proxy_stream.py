@@ -20,6 +20,7 @@ from tests.api.slow_upstream import SlowUpstream
 __all__ = ["proxy", "upstream"]
 
 HELLO = [{"role": "user", "content": "stream me a reply please"}]
+EVENTS = 30
 
 
 @dataclass
@@ -30,8 +31,8 @@ class Slow:
 
 @pytest.fixture(scope="module")
 def slow(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slow]:
-    """A gateway in front of an upstream that sends one event every 50 ms."""
-    upstream = SlowUpstream(events=20, interval=0.05).start()
+    """A gateway in front of an upstream that sends 30 events, one every 100 ms."""
+    upstream = SlowUpstream(events=EVENTS, interval=0.1).start()
     settings = gateway_settings(
         tmp_path_factory.mktemp("slow"), upstream.base_url, redis_url=gateway.settings.redis_url
     )
@@ -56,14 +57,19 @@ def sse_events(http: httpx.Client, body: dict[str, Any]) -> list[dict[str, Any] 
 
 def test_events_reach_the_client_as_the_upstream_sends_them(slow: Slow) -> None:
     _, key = slow.proxy.org()
+    served = slow.upstream.served
+    already = len(served)
     arrivals: list[float] = []
+    sent_at_first = -1
     started = time.perf_counter()
     with slow.proxy.sdk(key) as sdk:
         for chunk in sdk.chat.completions.create(model="slow", messages=HELLO, stream=True):
             assert chunk.choices[0].delta.content
+            if not arrivals:
+                sent_at_first = served[already].sent
             arrivals.append(time.perf_counter() - started)
-    assert len(arrivals) == 20
-    assert arrivals[0] < 0.4 < arrivals[-1]  # the first event did not wait for the last
+    assert len(arrivals) == EVENTS
+    assert 1 <= sent_at_first < EVENTS  # the first event did not wait for the last
     gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
     assert sorted(gaps)[len(gaps) // 2] > 0.02  # one by one, not in a burst at the end
 
@@ -77,12 +83,10 @@ def test_a_client_that_leaves_closes_the_upstream_stream(slow: Slow) -> None:
         with http.stream("POST", "/v1/chat/completions", json=body) as response:
             lines = response.iter_lines()
             assert next(lines).startswith("data: ")
-        left = time.perf_counter()
-        record = eventually(lambda: slow_audit(http), timeout=3)
-    assert eventually(lambda: len(served) > already and served[already].left_early, timeout=2)
-    assert served[already].sent < 10
+        record = eventually(lambda: slow_audit(http), timeout=10)
+    assert eventually(lambda: len(served) > already and served[already].left_early, timeout=10)
+    assert served[already].sent < EVENTS // 2  # closed long before the stream's end
     assert record["status"] == 499 and record["outcome"] == "error"
-    assert time.perf_counter() - left < 0.8  # long before the 20 events would have been sent
 
 
 def slow_audit(http: httpx.Client) -> dict[str, Any] | None:
