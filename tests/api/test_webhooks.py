@@ -8,7 +8,6 @@ import hmac
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
@@ -17,7 +16,7 @@ import pytest
 from service.sandbox import start_in_thread
 from tests.api.conftest import FAST_SANDBOX, GATEWAY_RUN, Gateway, gateway_settings, running_gateway
 from tests.api.jobs_helpers import Tenant, cancel, dumps, tenant, upload, wait_status
-from tests.support import wait_for
+from tests.support import post_receiver, wait_for
 
 FAILURES_BEFORE_SUCCESS = 2
 
@@ -56,26 +55,8 @@ class Receiver:
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[tuple[Receiver, str]]:
     found = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["content-length"]))
-            status = found.receive({k.lower(): v for k, v in self.headers.items()}, body)
-            self.send_response(status)
-            self.send_header("content-length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield found, f"http://127.0.0.1:{server.server_address[1]}/hooks"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with post_receiver(lambda path, headers, body: found.receive(headers, body)) as url:
+        yield found, url
 
 
 @pytest.fixture(scope="module")
