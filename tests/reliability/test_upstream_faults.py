@@ -156,7 +156,8 @@ def test_every_job_ends_right_under_upstream_faults(faulty: Faulty) -> None:
         return seen if all(job["status"] in terminal for job in seen.values()) else None
 
     final = wait_for(ended, timeout=240, interval=2, what="every job to end")
-    assert Counter(job["status"] for job in final.values()) == {"succeeded": JOBS}
+    errors = {job["id"]: job["error"] for job in final.values() if job["status"] != "succeeded"}
+    assert Counter(job["status"] for job in final.values()) == {"succeeded": JOBS}, errors
     assert all(job["fine_tuned_model"] for job in final.values())
 
     created = [
