@@ -1,4 +1,5 @@
-"""Connections and the repository base that turns Redis failures into `Unavailable`."""
+"""Connections, the repository base that turns Redis failures into `Unavailable`, and the
+compare-and-set every record change goes through."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from pydantic import BaseModel
+from redis.exceptions import RedisError, WatchError
 
 from service.errors import Unavailable
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 SOCKET_TIMEOUT_SECONDS = 2.0
+MAX_WRITE_TRIES = 20
 
 
 def connect_redis(url: str) -> aioredis.Redis:
@@ -52,3 +56,34 @@ class Repository:
         for name, member in list(vars(cls).items()):
             if not name.startswith("_") and inspect.iscoroutinefunction(member):
                 setattr(cls, name, _guard(member))
+
+
+async def compare_and_set(
+    redis: aioredis.Redis,
+    key: str,
+    model: type[M],
+    change: Callable[[M], M | None],
+    write: Callable[[Any, M, M], None],
+    what: str,
+) -> M | None:
+    """Apply `change` to a copy of the record at `key` and queue `write(pipe, old, new)` in one
+    transaction (WATCH / MULTI), trying again when the record moved meanwhile. `change` returns
+    None to write nothing. The result is the record as stored; None when there is none."""
+    for _ in range(MAX_WRITE_TRIES):
+        async with redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(key)
+                raw = await pipe.get(key)
+                if raw is None:
+                    return None
+                old = model.model_validate_json(raw)
+                new = change(model.model_validate_json(raw))  # a copy, cheaper to parse
+                if new is None:
+                    return old
+                pipe.multi()
+                write(pipe, old, new)
+                await pipe.execute()
+                return new
+            except WatchError:
+                continue
+    raise Unavailable(f"{what} is changing too often to update; retry shortly.")

@@ -19,12 +19,10 @@ from pydantic import BaseModel
 from redis.exceptions import WatchError
 
 from service.domain.jobs import INITIAL_STATE, JobState, holds_slot
-from service.errors import Unavailable
 from service.store import keys
-from service.store.base import Repository
+from service.store.base import MAX_WRITE_TRIES, Repository, compare_and_set
 
 IDEMPOTENCY_SECONDS = 24 * 3600
-MAX_WRITE_TRIES = 20
 Change = Callable[["JobRecord"], "JobRecord | None"]
 
 
@@ -128,26 +126,15 @@ class JobRepository(Repository):
         """Apply `change` to the current record and write it (with `events` appended and
         `checkpoints` replaced) unless the record moved meanwhile, then try again. `change`
         returns None to write nothing; the result is the record as stored (None: no such job)."""
-        for _ in range(MAX_WRITE_TRIES):
-            async with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(keys.job(job_id))
-                    raw = await pipe.get(keys.job(job_id))
-                    if raw is None:
-                        return None
-                    old = JobRecord.model_validate_json(raw)
-                    new = change(JobRecord.model_validate_json(raw))  # a copy, cheaper to parse
-                    if new is None:
-                        return old
-                    new.version = old.version + 1
-                    pipe.multi()
-                    _write(pipe, old, new)
-                    _queue_extras(pipe, job_id, events, checkpoints)
-                    await pipe.execute()
-                    return new
-                except WatchError:
-                    continue
-        raise Unavailable(f"Job {job_id} is changing too often to update; retry shortly.")
+
+        def write(pipe: Any, old: JobRecord, new: JobRecord) -> None:
+            new.version = old.version + 1
+            _write(pipe, old, new)
+            _queue_extras(pipe, job_id, events, checkpoints)
+
+        return await compare_and_set(
+            self.redis, keys.job(job_id), JobRecord, change, write, f"Job {job_id}"
+        )
 
     async def promote(self, org_id: str, limit: int | None, start: Change) -> list[JobRecord]:
         """Give free slots to the org's longest-waiting jobs (`start` makes each record's

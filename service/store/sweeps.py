@@ -13,13 +13,10 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from redis.exceptions import WatchError
 
-from service.errors import Unavailable
 from service.store import keys
-from service.store.base import Repository
+from service.store.base import Repository, compare_and_set
 
-MAX_WRITE_TRIES = 20
 SweepStatus = Literal["running", "cancelling", "succeeded", "failed", "cancelled"]
 Change = Callable[["SweepRecord"], "SweepRecord | None"]
 
@@ -84,25 +81,14 @@ class SweepRepository(Repository):
     async def update(self, sweep_id: str, change: Change) -> SweepRecord | None:
         """Apply `change` to the current record unless it moved meanwhile, then try again;
         `change` returns None to write nothing. The result is the record as stored."""
-        for _ in range(MAX_WRITE_TRIES):
-            async with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(keys.sweep(sweep_id))
-                    raw = await pipe.get(keys.sweep(sweep_id))
-                    if raw is None:
-                        return None
-                    old = SweepRecord.model_validate_json(raw)
-                    new = change(SweepRecord.model_validate_json(raw))
-                    if new is None:
-                        return old
-                    new.version = old.version + 1
-                    pipe.multi()
-                    pipe.set(keys.sweep(sweep_id), new.model_dump_json())
-                    await pipe.execute()
-                    return new
-                except WatchError:
-                    continue
-        raise Unavailable(f"Sweep {sweep_id} is changing too often to update; retry shortly.")
+
+        def write(pipe: Any, old: SweepRecord, new: SweepRecord) -> None:
+            new.version = old.version + 1
+            pipe.set(keys.sweep(sweep_id), new.model_dump_json())
+
+        return await compare_and_set(
+            self.redis, keys.sweep(sweep_id), SweepRecord, change, write, f"Sweep {sweep_id}"
+        )
 
     # Scheduling
 
