@@ -157,7 +157,7 @@ def report_summary(report: DatasetReport) -> dict[str, object]:
 
 
 async def save_upload(ctx: Context, record: FileRecord, report: DatasetReport) -> None:
-    await ctx.store.files.create(record, report.model_dump_json())
+    await ctx.store.files.create(record, report.model_dump_json(), uploads.sweeper_retry_at(ctx))
     await uploads.queue_upload(ctx, record.id, job_id=f"upload-{record.id}")
 
 

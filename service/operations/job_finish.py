@@ -33,8 +33,9 @@ from service.logging import get_logger
 from service.operations import job_slots, job_watch, sweep_schedule, webhooks
 from service.operations.audit import record_audit
 from service.operations.context import Context
-from service.operations.job_submit import job_file_records
+from service.operations.job_submit import job_files
 from service.operations.usage import NANOS
+from service.store.files import FileRecord
 from service.store.jobs import JobRecord
 from service.store.usage import UsageEntry
 
@@ -111,9 +112,13 @@ async def _usage(ctx: Context, record: JobRecord) -> None:
 
 async def _files(ctx: Context, record: JobRecord) -> None:
     now = int(time.time())
-    for file in await job_file_records(ctx, record):
+
+    def used(file: FileRecord) -> FileRecord:
         file.last_used_at = now
-        await ctx.store.files.put(file)
+        return file
+
+    for file_id in job_files(record):
+        await ctx.store.files.update(file_id, used)
 
 
 async def _audit(ctx: Context, record: JobRecord) -> None:

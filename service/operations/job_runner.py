@@ -25,6 +25,7 @@ import time
 import anyio
 import structlog
 
+from service.domain.backoff import backoff_seconds
 from service.domain.jobs import JobEvent, JobState, is_terminal, transition
 from service.errors import UpstreamError
 from service.logging import get_logger
@@ -50,7 +51,6 @@ IDLE_SECONDS = 0.1
 REST_SECONDS = 1.0
 HELP_EVERY_SECONDS = 5.0
 FILES_RECHECK_SECONDS = 1.0
-MAX_BACKOFF_SECONDS = 300.0
 MAX_STEPS = 8
 WAITING = "Waiting at the gateway for one of the organization's job slots"
 log = get_logger(__name__)
@@ -244,12 +244,11 @@ async def _back_off(ctx: Context, job_id: str, error: Exception) -> None:
     log_error(
         "job_step_failed", error=type(error).__name__, detail=str(error), exc_info=not upstream
     )
-    retry_after = getattr(error, "extra", {}).get("retry_after") or 0.0
+    retry_after = float(getattr(error, "extra", {}).get("retry_after") or 0.0)
 
     def later(current: JobRecord) -> JobRecord:
         current.failures += 1
-        backoff = min(MAX_BACKOFF_SECONDS, 2.0**current.failures) * _jitter.uniform(0.8, 1.2)
-        current.due_at = time.time() + max(backoff, float(retry_after))
+        current.due_at = time.time() + backoff_seconds(current.failures, _jitter, retry_after)
         return current
 
     updated = await ctx.store.jobs.update(job_id, later)

@@ -51,9 +51,8 @@ async def sweep(ctx: Context) -> dict[str, int]:
 
 
 async def requeue_stalled_uploads(ctx: Context) -> int:
-    cutoff = time.time() - ctx.settings.sweep_seconds
     count = 0
-    for file_id in await ctx.store.files.pending_before(cutoff):
+    for file_id in await ctx.store.files.pending_before(time.time()):
         if await ctx.store.files.locked(uploads.upload_lock(file_id)):
             continue
         bucket = int(time.time() // ctx.settings.sweep_seconds)
@@ -82,13 +81,16 @@ def _expired(record: FileRecord, days: int, now: float) -> bool:
     return now - last_use > days * DAY_SECONDS
 
 
+def _bytes_deleted(record: FileRecord) -> FileRecord:
+    record.bytes_deleted_at, record.upstream_id = int(time.time()), None
+    return record
+
+
 async def _delete_bytes(ctx: Context, record: FileRecord, days: int) -> None:
     uploads.stored_path(ctx, record).unlink(missing_ok=True)
     await ctx.store.files.remove_upstream_user(record)
     await uploads.release_upstream_copy(ctx, record)
-    record.bytes_deleted_at = int(time.time())
-    record.upstream_id = None
-    await ctx.store.files.put(record)
+    await ctx.store.files.update(record.id, _bytes_deleted)
     await record_audit(
         ctx.store,
         principal=None,

@@ -5,31 +5,49 @@ copy upstream (by the name tunegate gives it) and uploads again only when there 
 bytes within an org reuse one upstream copy, which is deleted when its last tunegate file goes.
 A per-file lock, renewed while the upload runs, keeps two workers from racing; it lapses two
 sweep intervals after its worker dies, and the sweeper re-queues the hand-off.
+
+A passing failure (a 429, a 5xx, a timeout, a lost connection) delays the hand-off, never fails
+the file: it is tried again after an exponential backoff (`domain.backoff`), however long the
+upstream takes to come back, and `status_details` says why it waits. Only the upstream refusing
+the file (another 4xx) ends it in `error`.
 """
 
 from __future__ import annotations
 
+import random
+import time
 import uuid
 from pathlib import Path
 
 import anyio
 
+from service.domain.backoff import backoff_seconds
 from service.errors import UpstreamError, UpstreamRejected
+from service.logging import get_logger
 from service.operations.audit import record_audit
 from service.operations.context import Context
 from service.store.files import FileRecord
 
-MAX_UPLOAD_ATTEMPTS = 6
+log = get_logger(__name__)
+_jitter = random.Random()
 
 
 def stored_path(ctx: Context, record: FileRecord) -> Path:
     return ctx.settings.data_dir / record.org_id / f"{record.id}.jsonl"
 
 
-async def queue_upload(ctx: Context, file_id: str, *, job_id: str) -> str:
+async def queue_upload(
+    ctx: Context, file_id: str, *, job_id: str, delay_seconds: float | None = None
+) -> str:
     return await ctx.queue.submit(
-        "upload_file", file_id, job_id=job_id, retries=MAX_UPLOAD_ATTEMPTS - 1
+        "upload_file", file_id, job_id=job_id, delay_seconds=delay_seconds
     )
+
+
+def sweeper_retry_at(ctx: Context, seconds: float = 0.0) -> float:
+    """When the sweeper may hand a file over again, should the hand-off queued for `seconds`
+    from now be lost: one sweep interval after that."""
+    return time.time() + seconds + ctx.settings.sweep_seconds
 
 
 async def release_upstream_copy(ctx: Context, record: FileRecord) -> None:
@@ -84,19 +102,24 @@ async def _hand_upstream(ctx: Context, record: FileRecord) -> str:
     try:
         upstream_id = await _existing_copy(ctx, record)
         if upstream_id is None:
-            record.upload_attempts += 1
-            await ctx.store.files.put(record)
+            if await ctx.store.files.update(record.id, _count_attempt) is None:
+                return "deleted meanwhile"
             uploaded = await ctx.upstream.upload_file(
                 stored_path(ctx, record), filename=upstream_filename(record)
             )
             upstream_id = str(uploaded.id)
     except UpstreamError as error:
-        refused = isinstance(error, UpstreamRejected) and not error.passing
-        if refused or record.upload_attempts >= MAX_UPLOAD_ATTEMPTS:
+        if isinstance(error, UpstreamRejected) and not error.passing:
             await _mark_error(ctx, record, error.message)
             return "error"
-        raise  # retried by the queue, with backoff
+        await _retry_later(ctx, record, error)
+        return "retrying"
     return await _mark_processed(ctx, record, upstream_id)
+
+
+def _count_attempt(record: FileRecord) -> FileRecord:
+    record.upload_attempts += 1
+    return record
 
 
 def upstream_filename(record: FileRecord) -> str:
@@ -111,7 +134,9 @@ async def _existing_copy(ctx: Context, record: FileRecord) -> str | None:
         try:
             await ctx.upstream.retrieve_file(shared)
             return shared
-        except UpstreamRejected:
+        except UpstreamRejected as error:
+            if error.status != 404:
+                raise
             await ctx.store.files.forget_upstream_copy(record.org_id, record.sha256)
     if record.upload_attempts == 0:
         return None
@@ -119,13 +144,44 @@ async def _existing_copy(ctx: Context, record: FileRecord) -> str | None:
     return str(found.id) if found is not None else None
 
 
+async def _retry_later(ctx: Context, record: FileRecord, error: UpstreamError) -> None:
+    """Hand the file over again after a backoff; the sweeper re-queues it should that be lost."""
+    failures = record.upload_failures + 1
+    retry_after = float(error.extra.get("retry_after") or 0.0)
+    seconds = backoff_seconds(failures, _jitter, retry_after)
+    details = f"Waiting for the upstream ({error.message}); trying again in {seconds:.0f} s."
+
+    def waiting(current: FileRecord) -> FileRecord | None:
+        if current.status != "uploaded":
+            return None
+        current.upload_failures, current.status_details = failures, details
+        return current
+
+    retry_at = sweeper_retry_at(ctx, seconds)
+    if await ctx.store.files.update(record.id, waiting, retry_at=retry_at) is None:
+        return
+    log.warning("upload_deferred", file_id=record.id, failures=failures, detail=error.message)
+    job_id = f"upload-{record.id}-r{failures}"
+    await queue_upload(ctx, record.id, job_id=job_id, delay_seconds=seconds)
+
+
 async def _mark_processed(ctx: Context, record: FileRecord, upstream_id: str) -> str:
-    current = await ctx.store.files.get(record.id)
-    if current is None or not await ctx.store.files.mark_processed(current, upstream_id):
-        # deleted while uploading: do not leave an orphan upstream copy
+    marked: list[bool] = []
+
+    def processed(current: FileRecord) -> FileRecord | None:
+        if current.status != "uploaded":
+            return None  # handed over by a worker whose lock had lapsed: the first one stands
+        current.status, current.upstream_id, current.status_details = "processed", upstream_id, None
+        marked.append(True)
+        return current
+
+    current = await ctx.store.files.update(record.id, processed)
+    if current is None:  # deleted while uploading: leave no orphan upstream copy
         record.upstream_id = upstream_id
         await release_upstream_copy(ctx, record)
         return "deleted meanwhile"
+    if not marked:
+        return "handed over meanwhile"
     await record_audit(
         ctx.store,
         principal=None,
@@ -139,9 +195,14 @@ async def _mark_processed(ctx: Context, record: FileRecord, upstream_id: str) ->
 
 
 async def _mark_error(ctx: Context, record: FileRecord, message: str) -> None:
-    record.status = "error"
-    record.status_details = message
-    await ctx.store.files.put(record)
+    def refused(current: FileRecord) -> FileRecord | None:
+        if current.status != "uploaded":
+            return None
+        current.status, current.status_details = "error", message
+        return current
+
+    if await ctx.store.files.update(record.id, refused) is None:
+        return
     await record_audit(
         ctx.store,
         principal=None,

@@ -1,17 +1,23 @@
-"""Dataset file records, their validation reports, and the org's upstream copies by content."""
+"""Dataset file records, their validation reports, and the org's upstream copies by content.
+
+A record changes only through `update`, a compare-and-set that keeps in the same transaction the
+set of files waiting for the upstream (scored by when the sweeper may hand one over again) and,
+when a file is processed, the org's upstream copy of its bytes that identical files share.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from redis.exceptions import WatchError
 
 from service.store import keys
-from service.store.base import Repository
+from service.store.base import Repository, compare_and_set
 
 FileStatus = Literal["uploaded", "processed", "error", "deleted"]
+Change = Callable[["FileRecord"], "FileRecord | None"]
 
 
 class FileRecord(BaseModel):
@@ -25,31 +31,49 @@ class FileRecord(BaseModel):
     status: FileStatus = "uploaded"
     status_details: str | None = None
     upstream_id: str | None = None
-    upload_attempts: int = 0
+    upload_attempts: int = 0  # upload calls made
+    upload_failures: int = 0  # hand-offs in a row that met a passing upstream failure
     last_used_at: int | None = None
     bytes_deleted_at: int | None = None
     summary: dict[str, object] = {}
 
 
 class FileRepository(Repository):
-    async def create(self, record: FileRecord, report_json: str) -> None:
+    async def create(self, record: FileRecord, report_json: str, retry_at: float) -> None:
+        """Store a new file waiting for the upstream; the sweeper hands it over again from
+        `retry_at` should the first hand-off be lost."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.file(record.id), record.model_dump_json())
             pipe.set(keys.file_report(record.id), report_json)
             pipe.zadd(keys.org_files(record.org_id), {record.id: time.time()})
-            pipe.zadd(keys.pending_uploads(), {record.id: time.time()})
+            pipe.zadd(keys.pending_uploads(), {record.id: retry_at})
             await pipe.execute()
 
-    async def put(self, record: FileRecord) -> None:
-        """Update an existing record; a deleted one stays deleted."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.file(record.id), record.model_dump_json(), xx=True)
-            if record.status != "uploaded":
-                pipe.zrem(keys.pending_uploads(), record.id)
-            await pipe.execute()
+    async def update(
+        self, file_id: str, change: Change, *, retry_at: float | None = None
+    ) -> FileRecord | None:
+        """Apply `change` to the current record unless it moved meanwhile, then try again;
+        `change` returns None to write nothing, and the result is the record as stored (None:
+        no such file). A file still waiting for the upstream is handed over again by the
+        sweeper from `retry_at` (when given); any other leaves the waiting set."""
+
+        def write(pipe: Any, old: FileRecord, new: FileRecord) -> None:
+            pipe.set(keys.file(file_id), new.model_dump_json())
+            if new.status != "uploaded":
+                pipe.zrem(keys.pending_uploads(), file_id)
+            elif retry_at is not None:
+                pipe.zadd(keys.pending_uploads(), {file_id: retry_at}, xx=True)
+            if old.status != "processed" and new.status == "processed" and new.upstream_id:
+                pipe.set(keys.upstream_copy(new.org_id, new.sha256), new.upstream_id)
+                pipe.sadd(keys.upstream_copy_users(new.org_id, new.sha256), file_id)
+
+        return await compare_and_set(
+            self.redis, keys.file(file_id), FileRecord, change, write, f"File {file_id}"
+        )
 
     async def pending_before(self, cutoff: float, limit: int = 1000) -> list[str]:
-        """Ids of files still waiting for the upstream, stored before `cutoff`."""
+        """Ids of files still waiting for the upstream that the sweeper may hand over again
+        at `cutoff`."""
         return list(
             await self.redis.zrangebyscore(keys.pending_uploads(), 0, cutoff, start=0, num=limit)
         )
@@ -83,31 +107,6 @@ class FileRepository(Repository):
     async def upstream_copy(self, org_id: str, sha256: str) -> str | None:
         value: str | None = await self.redis.get(keys.upstream_copy(org_id, sha256))
         return value
-
-    async def mark_processed(self, record: FileRecord, upstream_id: str) -> bool:
-        """Record the upstream copy and share it with the org's identical bytes, atomically,
-        so a concurrent delete never sees the status without the sharing (or the reverse).
-        False when the file was deleted meanwhile."""
-        record.upstream_id = upstream_id
-        record.status = "processed"
-        async with self.redis.pipeline(transaction=True) as pipe:
-            try:
-                await pipe.watch(keys.file(record.id))
-                if not await pipe.exists(keys.file(record.id)):
-                    return False
-                pipe.multi()
-                self._queue_processed(pipe, record, upstream_id)
-                await pipe.execute()
-            except WatchError:
-                return False
-        return True
-
-    @staticmethod
-    def _queue_processed(pipe: Any, record: FileRecord, upstream_id: str) -> None:
-        pipe.set(keys.file(record.id), record.model_dump_json())
-        pipe.zrem(keys.pending_uploads(), record.id)
-        pipe.set(keys.upstream_copy(record.org_id, record.sha256), upstream_id)
-        pipe.sadd(keys.upstream_copy_users(record.org_id, record.sha256), record.id)
 
     async def remove_upstream_user(self, record: FileRecord) -> None:
         await self.redis.srem(keys.upstream_copy_users(record.org_id, record.sha256), record.id)
