@@ -184,7 +184,18 @@ class ThreadWorker(SimpleWorker):
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
         runtime.bind_thread(self.settings)
-        return bool(super().work(*args, **kwargs))
+        try:
+            return bool(super().work(*args, **kwargs))
+        except RedisError:
+            if not self._stop_requested:
+                raise
+            # shutting down with a task still running: the embedded Redis went first
+            log.info("embedded_worker_stopped_without_redis", worker=self.name)
+            return False
+
+    def request_stop(self) -> None:
+        """Finish the task in hand, then stop (the thread has no signals to receive)."""
+        self._stop_requested = True
 
     def dequeue_job_and_maintain_ttl(self, timeout: Any, max_idle_time: Any = None) -> Any:
         """Wait for a job in one-second slices so a stop request is seen promptly."""
@@ -213,6 +224,21 @@ def _scheduler_loop(settings: Settings, stop: threading.Event) -> None:
         scheduler.release_locks()
 
 
+def thread_worker(settings: Settings, index: int) -> ThreadWorker:
+    assert settings.redis_url is not None
+    connection = adapt_rq_connection(connect_sync_redis(settings.redis_url))
+    queue = Queue(
+        queue_name(settings.redis_namespace), connection=connection, serializer=JSONSerializer
+    )
+    return ThreadWorker(
+        [queue],
+        connection=connection,
+        serializer=JSONSerializer,
+        name=_worker_name(f"thread{index}"),
+        settings=settings,
+    )
+
+
 def start_thread_workers(settings: Settings, count: int = 2) -> Callable[[], None]:
     """Embedded mode: `count` worker threads and a scheduler thread in this process.
     Returns the function that stops them (before the embedded Redis goes away)."""
@@ -228,17 +254,7 @@ def start_thread_workers(settings: Settings, count: int = 2) -> Callable[[], Non
         )
     ]
     for index in range(count):
-        connection = adapt_rq_connection(connect_sync_redis(settings.redis_url))
-        queue = Queue(
-            queue_name(settings.redis_namespace), connection=connection, serializer=JSONSerializer
-        )
-        worker = ThreadWorker(
-            [queue],
-            connection=connection,
-            serializer=JSONSerializer,
-            name=_worker_name(f"thread{index}"),
-            settings=settings,
-        )
+        worker = thread_worker(settings, index)
         workers.append(worker)
         threads.append(
             threading.Thread(
@@ -257,7 +273,7 @@ def start_thread_workers(settings: Settings, count: int = 2) -> Callable[[], Non
         heartbeat.set()
         stop.set()
         for worker in workers:
-            worker._stop_requested = True
+            worker.request_stop()
         for thread in threads:
             thread.join(timeout=5)
 
