@@ -140,7 +140,7 @@ def proxy(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         tmp_path_factory.mktemp("proxy-data"),
         gateway.sandbox.base_url_for(PROXY_RUN),
         redis_url=gateway.settings.redis_url,  # a second service process, as in production
-        upstream_timeout_seconds=1.0,
+        upstream_timeout_seconds=5.0,  # room for a loaded machine; the hang test waits it out
         upstream_max_retries=0,
     )
     inspector = httpx.Client(

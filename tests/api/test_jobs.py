@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from typing import Any
 
 import openai
 import orjson
@@ -34,7 +35,25 @@ def finished(gateway: Gateway) -> Iterator[tuple[Tenant, str, str]]:
         assert job.status in ("queued", "validating_files")
         assert job.training_file == training
         wait_status(org.sdk, job.id)
+        finished_steps(gateway, job.id)  # usage, audit, file stamps: written after the status
         yield org, job.id, training
+
+
+def finished_steps(gateway: Gateway, job_id: str) -> dict[str, Any]:
+    """The stored job once its finishing steps have all run."""
+    client = redis.Redis.from_url(gateway.settings.redis_url or "")
+    try:
+        job: dict[str, Any] = wait_for(
+            lambda: (
+                (found := orjson.loads(client.get(f"tg:job:{job_id}") or b"{}"))["pending"] == []
+                and found
+            ),
+            timeout=30,
+            what="the finishing steps",
+        )
+        return job
+    finally:
+        client.close()
 
 
 def test_job_succeeds_with_its_tuned_model_registered(
@@ -147,16 +166,9 @@ def test_the_training_file_is_stamped_as_used(
     gateway: Gateway, finished: tuple[Tenant, str, str]
 ) -> None:
     _, job_id, training = finished
+    job = finished_steps(gateway, job_id)
     client = redis.Redis.from_url(gateway.settings.redis_url or "")
     try:
-        job = wait_for(
-            lambda: (
-                (found := orjson.loads(client.get(f"tg:job:{job_id}") or b"{}"))["pending"] == []
-                and found
-            ),
-            timeout=30,
-            what="the finishing steps",
-        )
         stored = orjson.loads(client.get(f"tg:file:{training}") or b"{}")
     finally:
         client.close()

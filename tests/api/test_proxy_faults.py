@@ -29,7 +29,7 @@ def audit_of(proxy: Proxy, key: str) -> list[dict[str, Any]]:
         ({"kind": "500"}, 502, "upstream_unavailable"),
         ({"kind": "503"}, 502, "upstream_unavailable"),
         ({"kind": "drop"}, 502, "upstream_unavailable"),
-        ({"kind": "hang", "seconds": 3}, 504, "upstream_timeout"),
+        ({"kind": "hang", "seconds": 10}, 504, "upstream_timeout"),
     ],
 )
 def test_upstream_failures_map_to_gateway_errors(

@@ -3,6 +3,7 @@ reserved before the call and corrected with the upstream's usage after it."""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -23,13 +24,15 @@ def ask(http: httpx.Client, **fields: Any) -> httpx.Response:
 def test_requests_per_minute_answer_429_with_openais_headers(upstream: Proxy) -> None:
     org_id, key = upstream.org({"rate_limits": {"requests_per_minute": 2}}, role="admin")
     with upstream.http(key) as http:
+        started = time.monotonic()
         first, second, third = ask(http), ask(http), ask(http)
+        elapsed = time.monotonic() - started  # the bucket refills meanwhile: one per 30 s
         assert [first.status_code, second.status_code, third.status_code] == [200, 200, 429]
         assert first.headers["x-ratelimit-limit-requests"] == "2"
         assert first.headers["x-ratelimit-remaining-requests"] == "1"
         assert second.headers["x-ratelimit-remaining-requests"] == "0"
         assert third.headers["x-ratelimit-remaining-requests"] == "0"
-        assert 25 <= int(third.headers["retry-after"]) <= 30  # one request back in 60 s / 2
+        assert 29 - elapsed <= int(third.headers["retry-after"]) <= 30  # one back in 60 s / 2
         assert third.headers["x-ratelimit-reset-requests"].endswith("s")
         assert third.json()["error"]["type"] == "rate_limit_error"
         records = http.get("/v1/audit", params={"action": "chat.completions.create"}).json()
@@ -43,8 +46,12 @@ def test_requests_per_minute_answer_429_with_openais_headers(upstream: Proxy) ->
 def test_concurrent_calls_never_exceed_the_limit(upstream: Proxy) -> None:
     _, key = upstream.org({"rate_limits": {"requests_per_minute": 10}})
     with upstream.http(key) as http, ThreadPoolExecutor(8) as pool:
+        started = time.monotonic()
         statuses = list(pool.map(lambda _: ask(http).status_code, range(24)))
-    assert sorted(statuses) == [200] * 10 + [429] * 14
+        refilled = int((time.monotonic() - started) / 6)  # one request back every 6 s
+    allowed = statuses.count(200)
+    assert 10 <= allowed <= 10 + refilled
+    assert statuses.count(429) == 24 - allowed
 
 
 def test_tokens_are_reserved_then_corrected_with_the_reported_usage(upstream: Proxy) -> None:

@@ -175,8 +175,12 @@ def test_rate_limits_hold_across_processes(upstream: Proxy, served: int) -> None
     async def clients() -> None:
         await asyncio.wait_for(asyncio.gather(*(client() for _ in range(20))), 30)
 
+    started = time.monotonic()
     asyncio.run(clients())
-    assert sorted(statuses) == [b"200"] * 15 + [b"429"] * 25
+    refilled = int((time.monotonic() - started) / 4)  # one request back every 4 s
+    allowed = statuses.count(b"200")
+    assert 15 <= allowed <= 15 + refilled
+    assert statuses.count(b"429") == 40 - allowed
 
 
 def test_several_processes_need_a_shared_redis(tmp_path: Path) -> None:

@@ -25,14 +25,26 @@ import orjson
 import pytest
 from openai import OpenAI
 
+from service.sandbox import SandboxHandle, start_in_thread
 from tests.api.datasets import chat_jsonl
 from tests.integration.conftest import UPSTREAM_KEY
 from tests.integration.test_datasets import uploads_of
 from tests.integration.test_jobs import CREATE, creates_for, sandbox_url, upstream_jobs, wait_end
-from tests.reliability.stack import Stack, sandbox_counts, stack, stack_sandbox
+from tests.reliability.stack import STACK_SANDBOX, Stack, sandbox_counts, stack
 from tests.support import wait_for
 
-__all__ = ["stack", "stack_sandbox"]
+__all__ = ["stack"]
+
+
+@pytest.fixture(scope="module")
+def stack_sandbox() -> Iterator[SandboxHandle]:
+    """Jobs that train for 10 s: the hang set on job 2's polls is in place before it ends,
+    however late the test gets to set it."""
+    handle = start_in_thread(STACK_SANDBOX.model_copy(update={"step_seconds": 1.0}))
+    yield handle
+    handle.stop()
+
+
 pytestmark = pytest.mark.integration
 MODEL = "gpt-4o-mini"
 

@@ -1,7 +1,8 @@
 """An unreliable upstream: one request in five, on every upstream path, meets a fault.
 
 The sandbox run answers a seeded 4% each of requests with 429 (`Retry-After: 1`), 500, 503, a
-hang past the gateway's 5 s upstream timeout, or a dropped connection. Two in-process gateways
+30 s hang (past the gateways' upstream timeouts: 5 s for jobs, 10 s for completions), or a
+dropped connection. Two in-process gateways
 share one embedded Redis: the first runs the worker threads with the SDK's default 2 retries
 for polls (creates and uploads are never retried blindly: the worker looks upstream before it
 tries again, since a create that timed out may still have been made), the second proxies
@@ -117,8 +118,12 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faulty]:
             gateway_settings(folder / "jobs", url, upstream_max_retries=2, **common), sandbox
         ) as jobs:
             redis_url = jobs.settings.redis_url
-            proxy_settings = gateway_settings(
-                folder / "proxy", url, redis_url=redis_url, upstream_max_retries=0, **common
+            proxy_settings = gateway_settings(  # 10 s: a slow answer on a loaded machine is no hang
+                folder / "proxy",
+                url,
+                redis_url=redis_url,
+                upstream_max_retries=0,
+                **{**common, "upstream_timeout_seconds": 10.0},
             )
             with running_gateway(proxy_settings, sandbox) as proxy:
                 faulty = Faulty(jobs, proxy, sandbox, run)
