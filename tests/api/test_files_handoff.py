@@ -20,14 +20,11 @@ import pytest
 from openai import OpenAI
 
 from service.operations import uploads
-from service.operations.context import Context
-from service.queue import TaskQueue
 from service.sandbox import SandboxHandle
-from service.store import Store
-from service.upstream import Upstream
 from tests.api.conftest import UPSTREAM_KEY, Gateway, gateway_settings, running_gateway
 from tests.api.datasets import chat_jsonl
 from tests.support import wait_for
+from workers.runtime import build_context
 
 OUTAGE = 7  # upload attempts the upstream answers with 503
 
@@ -67,13 +64,7 @@ def outage(gateway: Gateway, tmp_path: Path) -> Iterator[Outage]:
 
 async def hand_over(gateway: Gateway, file_id: str) -> str:
     """One hand-off attempt, as a worker makes it."""
-    redis_url = gateway.settings.redis_url or ""
-    ctx = Context(
-        settings=gateway.settings,
-        store=Store(redis_url),
-        queue=TaskQueue(redis_url),
-        upstream=Upstream.from_settings(gateway.settings),
-    )
+    ctx = await build_context(gateway.settings)
     try:
         return await uploads.upload_to_upstream(ctx, file_id)
     finally:

@@ -18,11 +18,8 @@ from service.domain.charts import HIGHLIGHT
 from service.domain.sweep_request import SWEEP_KEY, TRIAL_KEY, parse_sweep_request, trial_body
 from service.domain.sweeps import plan_trials
 from service.operations import jobs
-from service.operations.context import Context
 from service.operations.sweep_runner import trial_idempotency_key
-from service.queue import TaskQueue
 from service.sandbox import start_in_thread, training
-from service.store import Store
 from tests.api.conftest import GATEWAY_RUN, Gateway, gateway_settings, running_gateway
 from tests.api.jobs_helpers import tenant, upload, wait_status
 from tests.api.sweeps_helpers import (
@@ -36,6 +33,7 @@ from tests.api.sweeps_helpers import (
     wait_sweep,
 )
 from tests.support import wait_for
+from workers.runtime import build_context
 
 TRAINING_EXAMPLES = 20
 SVG = "{http://www.w3.org/2000/svg}"
@@ -214,8 +212,7 @@ async def _create_trial_job(
     gateway: Gateway, org_id: str, sweep: dict[str, Any], body: dict[str, Any], index: int
 ) -> str:
     request = parse_sweep_request(body)
-    redis_url = gateway.settings.redis_url or ""
-    ctx = Context(settings=gateway.settings, store=Store(redis_url), queue=TaskQueue(redis_url))
+    ctx = await build_context(gateway.settings)
     try:
         labels = {SWEEP_KEY: sweep["id"], TRIAL_KEY: str(index)}
         values = sweep["trials"][index]["hyperparameters"]
