@@ -85,6 +85,11 @@ class Unavailable(TunegateError):
 class UpstreamError(TunegateError):
     default_code = "upstream_error"
 
+    @property
+    def retry_after(self) -> float:
+        """Seconds the upstream asked us to wait (its Retry-After); 0 when it did not say."""
+        return float(self.extra.get("retry_after") or 0.0)
+
 
 class UpstreamRejected(UpstreamError):
     PASSING_STATUSES = frozenset({408, 409, 429})

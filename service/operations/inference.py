@@ -127,8 +127,7 @@ async def admit(call: Call, prepared: Prepared) -> None:
 def _upstream_error(error: UpstreamError) -> TunegateError:
     """The upstream's own rate limit reaches the client as one (with its Retry-After)."""
     if isinstance(error, UpstreamRejected) and error.status == 429:
-        retry_after = error.extra.get("retry_after") or 1.0
-        return RateLimited(error.message, retry_after=retry_after, code=error.code)
+        return RateLimited(error.message, retry_after=error.retry_after or 1.0, code=error.code)
     return error
 
 

@@ -244,7 +244,7 @@ async def _back_off(ctx: Context, job_id: str, error: Exception) -> None:
     log_error(
         "job_step_failed", error=type(error).__name__, detail=str(error), exc_info=not upstream
     )
-    retry_after = float(getattr(error, "extra", {}).get("retry_after") or 0.0)
+    retry_after = error.retry_after if isinstance(error, UpstreamError) else 0.0
 
     def later(current: JobRecord) -> JobRecord:
         current.failures += 1

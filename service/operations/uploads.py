@@ -147,8 +147,7 @@ async def _existing_copy(ctx: Context, record: FileRecord) -> str | None:
 async def _retry_later(ctx: Context, record: FileRecord, error: UpstreamError) -> None:
     """Hand the file over again after a backoff; the sweeper re-queues it should that be lost."""
     failures = record.upload_failures + 1
-    retry_after = float(error.extra.get("retry_after") or 0.0)
-    seconds = backoff_seconds(failures, _jitter, retry_after)
+    seconds = backoff_seconds(failures, _jitter, error.retry_after)
     details = f"Waiting for the upstream ({error.message}); trying again in {seconds:.0f} s."
 
     def waiting(current: FileRecord) -> FileRecord | None:
