@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from service.domain.dataset_report import DatasetFormat
 from service.domain.job_request import JobRequest, MethodType
-from service.domain.policy import Policy
-from service.domain.pricing import PriceTable, resolve_model
+from service.domain.policy import Policy, model_allowed
+from service.domain.pricing import PriceTable, base_model_of, resolve_model
 from service.domain.splits import MIN_TRAIN, MIN_VALIDATION
 from service.errors import InvalidRequest
 
@@ -69,14 +69,6 @@ def required_format(
     return None
 
 
-def allows_model(policy: Policy, model: str, prices: PriceTable) -> bool:
-    """Like `policy.model_allowed`, but an alias and its snapshot count as the same model."""
-    if not policy.allowed_models:
-        return True
-    wanted = resolve_model(model, prices)
-    return any(resolve_model(name, prices) == wanted for name in policy.allowed_models)
-
-
 def _check_model(model: str, policy: Policy, prices: PriceTable) -> str:
     base = resolve_model(model, prices)
     if base not in prices.models:
@@ -85,9 +77,10 @@ def _check_model(model: str, policy: Policy, prices: PriceTable) -> str:
             param="model",
             code="model_not_available",
         )
-    if not allows_model(policy, base, prices):
+    # A tuned model being tuned further is checked by its base, as named in its id.
+    if not model_allowed(policy, base_model_of(model)):
         raise InvalidRequest(
-            f"Model {model} is not allowed by your organization's policy.",
+            f"Model {model} is not allowed by your organization's policy (allowed_models).",
             param="model",
             code="model_not_allowed",
         )
