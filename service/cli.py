@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from service.config import Settings, load_settings
-from service.logging import configure_logging
+from service.logging import configure_logging, register_secrets
 
 OPENAPI_PATH = Path("openapi/openapi.json")
 
@@ -19,6 +19,7 @@ OPENAPI_PATH = Path("openapi/openapi.json")
 def _settings_with_logging() -> Settings:
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
+    register_secrets(settings.secret_values())
     return settings
 
 

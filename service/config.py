@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+MIN_ADMIN_TOKEN_CHARS = 32
 
 
 def _env(name: str) -> AliasChoices:
@@ -89,6 +90,13 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
+    @field_validator("admin_token")
+    @classmethod
+    def _long_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_ADMIN_TOKEN_CHARS:
+            raise ValueError(f"must be at least {MIN_ADMIN_TOKEN_CHARS} characters")
+        return value
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
@@ -102,6 +110,11 @@ class Settings(BaseSettings):
         return self.redis_url is None
 
     @property
+    def secret_values(self) -> list[str]:
+        """The configured secrets, for the log scrubber."""
+        secrets = (self.openai_api_key, self.admin_token, self.openai_webhook_secret)
+        return [secret.get_secret_value() for secret in (*secrets, self.secret_key) if secret]
+
     def sandbox(self) -> bool:
         """No OPENAI_API_KEY: the built-in sandbox upstream answers instead of OpenAI."""
         return self.openai_api_key is None

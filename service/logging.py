@@ -1,8 +1,11 @@
 """structlog set-up for the service and the workers, and the secret scrubber.
 
 Every log line passes through `scrub_secrets`, which replaces any registered secret (the upstream
-key, the admin token) and anything shaped like a tunegate org key with `[REDACTED]`. The request
-id, org id and job id are bound through contextvars so every line of a request carries them.
+key, the admin token) and anything shaped like a tunegate org key or a webhook secret with
+`[REDACTED]`. The request id, org id and job id are bound through contextvars so every line of a
+request carries them. `TUNEGATE_LOG_LEVEL=debug` applies to tunegate's own loggers only: other
+libraries stay at INFO, since some (fakeredis, redis, the HTTP clients) log every command and
+reply at debug, secrets included.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import structlog
 REDACTED = "[REDACTED]"
 ORG_KEY_PATTERN = re.compile(r"tgk_[A-Za-z0-9]+_[A-Za-z0-9_\-]{16,}")
 _BEARER_PATTERN = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}")
+_WEBHOOK_SECRET_PATTERN = re.compile(r"whsec_[A-Za-z0-9+/=_\-]{16,}")
+OWN_LOGGERS = ("service", "workers", "tunegate")
 _secrets: set[str] = set()
 
 
@@ -31,6 +36,7 @@ def scrub_text(text: str) -> str:
         if secret in text:
             text = text.replace(secret, REDACTED)
     text = ORG_KEY_PATTERN.sub(REDACTED, text)
+    text = _WEBHOOK_SECRET_PATTERN.sub(REDACTED, text)
     return _BEARER_PATTERN.sub(lambda m: m.group(1) + REDACTED, text)
 
 
@@ -88,7 +94,10 @@ def configure_logging(log_format: str | None = None, level: str = "info") -> Non
     )
     root = logging.getLogger()
     root.handlers = [handler]
-    root.setLevel(level.upper())
+    numeric = logging.getLevelName(level.upper())
+    root.setLevel(max(numeric, logging.INFO))
+    for own in OWN_LOGGERS:
+        logging.getLogger(own).setLevel(numeric)
     for noisy in ("httpx", "httpx2"):  # one INFO line per upstream call costs real CPU
         logging.getLogger(noisy).setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "rq.worker", "rq.scheduler"):

@@ -23,6 +23,7 @@ from service.embedded import EmbeddedRedis
 from service.http.app import asgi_stack, create_app
 from service.logging import configure_logging, get_logger, register_secrets
 from service.operations.context import Context
+from service.operations.files import private_dir
 from service.queue import TaskQueue
 from service.store import Store, keys
 from service.upstream import Upstream
@@ -134,14 +135,9 @@ def build_gateway(settings: Settings, *, embedded_workers: int = 2) -> Gateway:
         settings = start_sandbox(settings, closers)
         if not embedded:
             publish_sandbox(settings)
-    register_secrets(
-        [
-            settings.admin_token.get_secret_value() if settings.admin_token else None,
-            settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
-        ]
-    )
+    register_secrets(settings.secret_values())
     assert settings.redis_url is not None
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     if embedded:
         from workers.main import start_thread_workers
 

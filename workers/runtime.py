@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from service.config import Settings
 from service.errors import Unavailable
+from service.logging import register_secrets
 from service.operations.context import Context
 from service.queue import TaskQueue
 from service.store import Store, keys
@@ -53,6 +54,7 @@ async def build_context(current: Settings) -> Context:
         if endpoint is None:
             await store.aclose()
             raise Unavailable("No OPENAI_API_KEY and no sandbox published by `tunegate serve` yet")
+        register_secrets([endpoint[1]])
         current = current.model_copy(
             update={"openai_base_url": endpoint[0], "openai_api_key": SecretStr(endpoint[1])}
         )

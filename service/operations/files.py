@@ -2,7 +2,8 @@
 
 An upload is validated while it is written (`DatasetUpload`): the bytes land in a temporary file
 under `TUNEGATE_DATA_DIR/tmp` and move into the org's folder only when the whole file is valid,
-so a rejected upload leaves nothing behind. Handing the bytes upstream is `uploads`' job.
+so a rejected upload leaves nothing behind. Files are readable by the gateway's user only (0600,
+in 0700 folders). Handing the bytes upstream is `uploads`' job.
 """
 
 from __future__ import annotations
@@ -33,6 +34,14 @@ def org_dir(ctx: Context, org_id: str) -> Path:
     return ctx.settings.data_dir / org_id
 
 
+def private_dir(path: Path) -> Path:
+    """`path`, created if need be, open to the gateway's user only."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
 def check_filename(filename: str | None) -> str:
     name = os.path.basename(filename or "")
     if not name.lower().endswith(".jsonl"):
@@ -60,10 +69,10 @@ class DatasetUpload:
                 prices=ctx.prices,
             )
         )
-        tmp_dir = ctx.settings.data_dir / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        self.tmp_path = tmp_dir / f"{self.file_id}.part"
-        self.handle: IO[bytes] | None = self.tmp_path.open("wb")
+        private_dir(ctx.settings.data_dir)
+        self.tmp_path = private_dir(ctx.settings.data_dir / "tmp") / f"{self.file_id}.part"
+        fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self.handle: IO[bytes] | None = os.fdopen(fd, "wb")
         self.received = 0
 
     def write(self, chunk: bytes) -> None:
@@ -101,8 +110,7 @@ class DatasetUpload:
         if not report.valid:
             self.abort()
             raise dataset_error(report)
-        target = org_dir(self.ctx, self.org.id) / f"{self.file_id}.jsonl"
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = private_dir(org_dir(self.ctx, self.org.id)) / f"{self.file_id}.jsonl"
         os.replace(self.tmp_path, target)
         return FileRecord(
             id=self.file_id,

@@ -284,3 +284,19 @@ def test_upload_over_the_limit_is_413_and_leaves_nothing(gateway: Gateway, tmp_p
             assert sdk.files.create(file=("ok.jsonl", chat_jsonl(10)), purpose="fine-tune").id
             assert len(sdk.files.list().data) == 1
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_dataset_bytes_are_private_to_the_gateway_user(gateway: Gateway, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o755)
+    data_dir.chmod(0o755)
+    settings = gateway.settings.model_copy(update={"data_dir": data_dir, "redis_url": None})
+    with running_gateway(settings, gateway.sandbox) as private:
+        org = private.create_org(policy={"pii": "allow"})
+        _, key = private.create_key(org, "member")
+        with OpenAI(base_url=f"{private.url}/v1", api_key=key, max_retries=0) as sdk:
+            created = sdk.files.create(file=("p.jsonl", chat_jsonl(10)), purpose="fine-tune")
+    stored = data_dir / org / f"{created.id}.jsonl"
+    assert stored.stat().st_mode & 0o777 == 0o600
+    for folder in (data_dir, data_dir / org, data_dir / "tmp"):
+        assert folder.stat().st_mode & 0o777 == 0o700, folder

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 
 import pytest
 
@@ -38,3 +39,48 @@ def test_log_lines_are_scrubbed_in_nested_fields(capsys: pytest.CaptureFixture[s
 def test_short_values_are_not_registered() -> None:
     register_secrets(["abc", None, ""])
     assert scrub_text("abc") == "abc"
+
+
+def test_debug_level_keeps_library_loggers_from_logging_replies(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """fakeredis (the embedded Redis) logs every command and reply at debug: a webhook secret
+    read from the org record would land in the log."""
+    from redis import Redis
+
+    from service.embedded import EmbeddedRedis
+
+    configure_logging("json", "debug")
+    server = EmbeddedRedis().start()
+    try:
+        client = Redis.from_url(server.url, decode_responses=True)
+        client.set("tg:org:o1", '{"webhook_secret": "org-webhook-signing-value-0123456789"}')
+        assert "org-webhook" in (client.get("tg:org:o1") or "")
+        client.close()
+    finally:
+        server.stop()
+    get_logger("service.test").debug("own_debug_line")
+    err = capsys.readouterr().err
+    assert "org-webhook-signing-value" not in err
+    assert "own_debug_line" in err
+
+
+def test_webhook_secrets_are_scrubbed_by_shape() -> None:
+    assert scrub_text("secret whsec_0123456789abcdef0123 here") == "secret [REDACTED] here"
+
+
+def test_worker_command_registers_the_configured_secrets(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from service import cli
+
+    token = "tga_worker-admin-token-" + secrets.token_hex(12)
+    upstream = "sk-worker-upstream-" + secrets.token_hex(12)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("TUNEGATE_ADMIN_TOKEN", token)
+    monkeypatch.setenv("OPENAI_API_KEY", upstream)
+    assert cli.main(["worker"]) == 2  # stops at once without REDIS_URL, settings loaded
+    get_logger("t").info("event", token=token, note=f"key {upstream}")
+    err = capsys.readouterr().err
+    assert token not in err
+    assert upstream not in err

@@ -8,7 +8,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from service.config import Settings
+from service.config import MIN_ADMIN_TOKEN_CHARS, Settings
 from service.domain.policy import Policy, cap_output_tokens, model_allowed
 from tests.support import ROOT
 
@@ -84,3 +84,30 @@ def test_bad_setting_fails_start_with_one_clear_line() -> None:
     assert len(lines) == 1
     assert lines[0].startswith("tunegate: configuration error: TUNEGATE_PORT")
     assert "Traceback" not in result.stderr
+
+
+def test_short_admin_token_fails_start_naming_the_variable() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", "worker"],
+        cwd=ROOT,
+        env={"TUNEGATE_ADMIN_TOKEN": "tga_short-token", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("tunegate: configuration error: TUNEGATE_ADMIN_TOKEN")
+    assert "tga_short-token" not in result.stderr
+
+
+def test_embedded_mode_generates_a_token_long_enough(capsys: pytest.CaptureFixture[str]) -> None:
+    from service.runtime import ensure_admin_token
+
+    generated = ensure_admin_token(Settings(redis_url=None, admin_token=None)).admin_token
+    assert generated is not None
+    token = generated.get_secret_value()
+    assert len(token) >= MIN_ADMIN_TOKEN_CHARS
+    assert Settings(admin_token=token).admin_token == generated
+    assert token in capsys.readouterr().err  # shown once, on the banner
