@@ -52,12 +52,13 @@ def error_statuses(path: str, method: str, operation: Operation) -> list[str]:
     operation_id = operation.operation_id or ""
     if not schemes and operation_id not in SIGNED:
         return []
-    has_body = method in ("post", "put")
+    has_body = method in ("post", "put", "patch")
     statuses = [401, 503]
     statuses += [400] if operation.parameters or has_body else []
     statuses += [404] if "{" in path or has_body else []
     statuses += [403] if "OrgKey" in schemes else []
     statuses += [413] if has_body else []
+    statuses += [415] if method == "patch" else []
     statuses += [409] if operation_id in CONFLICTING else []
     statuses += [502, 504] if operation_id in CALLS_UPSTREAM else []
     found = [str(status) for status in sorted(statuses)]

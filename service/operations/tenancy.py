@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from service.domain.access import (
     IssuedKey,
@@ -12,7 +13,7 @@ from service.domain.access import (
     parse_key,
     secret_matches,
 )
-from service.domain.policy import Policy
+from service.domain.policy import Policy, apply_policy_patch
 from service.errors import AuthenticationFailed, NotFound
 from service.ids import new_id
 from service.store import Store
@@ -39,6 +40,12 @@ async def replace_policy(store: Store, org_id: str, policy: Policy) -> OrgRecord
     org.policy = policy
     await store.tenancy.put_org(org)
     return org
+
+
+async def patch_policy(store: Store, org_id: str, patch: Any) -> OrgRecord:
+    """Apply a JSON merge patch to the org's policy; the result replaces it as PUT would."""
+    org = await get_org(store, org_id)
+    return await replace_policy(store, org_id, apply_policy_patch(org.policy, patch))
 
 
 async def create_key(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.api.conftest import Gateway
 
 
@@ -111,3 +113,84 @@ def test_key_role_must_be_known(gateway: Gateway, org: str) -> None:
     response = gateway.admin.post(f"/admin/orgs/{org}/keys", json={"name": "k", "role": "root"})
     assert response.status_code == 400
     assert error_of(response)["param"] == "role"
+
+
+def test_policy_reads_back(gateway: Gateway) -> None:
+    org = gateway.create_org(policy={"pii": "block", "rate_limits": {"requests_per_minute": 5}})
+    response = gateway.admin.get(f"/admin/orgs/{org}/policy")
+    assert response.status_code == 200
+    assert response.json()["pii"] == "block"
+    assert response.json()["rate_limits"] == {"requests_per_minute": 5, "tokens_per_minute": None}
+    assert gateway.admin.get("/admin/orgs/org_doesnotexist/policy").status_code == 404
+
+
+def test_policy_merge_patch_changes_only_what_it_names(gateway: Gateway) -> None:
+    org = gateway.create_org(
+        policy={"pii": "block", "max_output_tokens": 50, "rate_limits": {"requests_per_minute": 5}}
+    )
+    patch = {
+        "log_content": "full",
+        "max_output_tokens": None,
+        "rate_limits": {"tokens_per_minute": 9},
+    }
+    response = gateway.admin.patch(
+        f"/admin/orgs/{org}/policy",
+        content=json.dumps(patch),
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert response.status_code == 200, response.text
+    policy = response.json()["policy"]
+    assert policy["pii"] == "block"
+    assert policy["log_content"] == "full"
+    assert policy["max_output_tokens"] is None
+    assert policy["rate_limits"] == {"requests_per_minute": 5, "tokens_per_minute": 9}
+    assert gateway.admin.get(f"/admin/orgs/{org}/policy").json() == policy
+
+
+def test_policy_merge_patch_null_resets_to_the_default(gateway: Gateway) -> None:
+    org = gateway.create_org(policy={"pii": "block", "pii_entities": ["EMAIL"]})
+    response = gateway.admin.patch(
+        f"/admin/orgs/{org}/policy", json={"pii": None, "pii_entities": None}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["policy"]["pii"] == "redact"
+    assert len(response.json()["policy"]["pii_entities"]) == 6
+
+
+def test_policy_merge_patch_is_validated_whole(gateway: Gateway) -> None:
+    org = gateway.create_org(policy={"pii": "block"})
+    unknown = gateway.admin.patch(f"/admin/orgs/{org}/policy", json={"pi": "allow"})
+    assert unknown.status_code == 400
+    assert error_of(unknown)["param"] == "pi"
+    nested = gateway.admin.patch(f"/admin/orgs/{org}/policy", json={"rate_limits": {"rpm": 1}})
+    assert nested.status_code == 400
+    assert error_of(nested)["param"] == "rate_limits.rpm"
+    typo = gateway.admin.patch(f"/admin/orgs/{org}/policy", json={"allowed_models": ["gpt-4o-mni"]})
+    assert typo.status_code == 400
+    assert "gpt-4o-mni" in str(error_of(typo)["message"])
+    not_object = gateway.admin.patch(f"/admin/orgs/{org}/policy", json=["pii"])
+    assert not_object.status_code == 400
+    text = gateway.admin.patch(
+        f"/admin/orgs/{org}/policy",
+        content='{"pii": "allow"}',
+        headers={"Content-Type": "text/plain"},
+    )
+    assert text.status_code == 415
+    assert error_of(text)["type"] == "invalid_request_error"
+    assert gateway.admin.get(f"/admin/orgs/{org}/policy").json()["pii"] == "block"
+    missing = gateway.admin.patch("/admin/orgs/org_doesnotexist/policy", json={"pii": "allow"})
+    assert missing.status_code == 404
+
+
+def test_policy_patch_is_audited_like_replace(gateway: Gateway) -> None:
+    org = gateway.create_org()
+    _, key = gateway.create_key(org, "admin")
+    assert (
+        gateway.admin.patch(f"/admin/orgs/{org}/policy", json={"pii": "allow"}).status_code == 200
+    )
+    with gateway.client(key) as client:
+        records = client.get("/v1/audit", params={"action": "orgs.policy"}).json()["data"]
+    assert [record["action"] for record in records] == ["orgs.policy.update"]
+    assert records[0]["resource_id"] == org
+    assert records[0]["details"]["patch"] == {"pii": "allow"}
+    assert records[0]["details"]["policy"]["pii"] == "allow"

@@ -122,6 +122,10 @@ MATRIX: dict[tuple[str, str], Route] = {
     ("PUT", "/admin/orgs/{org_id}/policy"): Route(
         "operator", request=json_body({"pii": "allow"}), disposable=operator_target
     ),
+    ("GET", "/admin/orgs/{org_id}/policy"): Route("operator"),
+    ("PATCH", "/admin/orgs/{org_id}/policy"): Route(
+        "operator", request=json_body({"pii": "allow"}), disposable=operator_target
+    ),
     ("POST", "/admin/orgs/{org_id}/keys"): Route(
         "operator", request=json_body({"name": "m", "role": "member"}), disposable=operator_target
     ),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from litestar import Controller, Request, delete, get, post, put
-from litestar.params import FromPath, JSONBody
+from litestar import Controller, Request, delete, get, patch, post, put
+from litestar.exceptions import HTTPException
+from litestar.params import Body, FromPath, JSONBody
 
 from service.domain.policy import Policy
 from service.http.auth import context_of, require_operator
@@ -21,6 +22,27 @@ def _org(record: OrgRecord) -> Org:
 
 def _key(record: KeyRecord) -> Key:
     return Key.model_validate(record.model_dump())
+
+
+MergePatch = Annotated[
+    dict[str, Any],
+    Body(
+        media_type="application/merge-patch+json",
+        description=(
+            "A JSON merge patch (RFC 7396) of the policy: fields given replace theirs, objects "
+            "merge, null resets a field to its default. `application/json` is accepted too."
+        ),
+    ),
+]
+PATCH_TYPES = frozenset({"application/merge-patch+json", "application/json"})
+
+
+def _require_merge_patch(request: Request[Any, Any, Any]) -> None:
+    if request.content_type[0] not in PATCH_TYPES:
+        raise HTTPException(
+            status_code=415,
+            detail="Send the patch as application/merge-patch+json (or application/json).",
+        )
 
 
 class AdminController(Controller):
@@ -51,6 +73,22 @@ class AdminController(Controller):
         request.state.audit_resource_id = org_id
         request.state.audit_details = {"policy": data.model_dump(mode="json")}
         return _org(await tenancy.replace_policy(context_of(request).store, org_id, data))
+
+    @get("/{org_id:str}/policy", operation_id="orgs.policy.retrieve")
+    async def get_policy(self, request: Request[Any, Any, Any], org_id: FromPath[str]) -> Policy:
+        request.state.audit_resource_id = org_id
+        return (await tenancy.get_org(context_of(request).store, org_id)).policy
+
+    @patch("/{org_id:str}/policy", operation_id="orgs.policy.update")
+    async def update_policy(
+        self, request: Request[Any, Any, Any], org_id: FromPath[str], data: MergePatch
+    ) -> Org:
+        _require_merge_patch(request)
+        request.state.audit_resource_id = org_id
+        request.state.audit_details = {"patch": data}
+        org = await tenancy.patch_policy(context_of(request).store, org_id, data)
+        request.state.audit_details["policy"] = org.policy.model_dump(mode="json")
+        return _org(org)
 
     @post("/{org_id:str}/keys", operation_id="keys.create", status_code=201)
     async def create_key(
