@@ -6,12 +6,15 @@ charged one request and its estimated tokens (prompt estimate plus the output it
 before it goes upstream, and the difference to the upstream's reported usage afterwards. The
 headers are OpenAI's: `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, the reset being
 the time until the bucket is full again, written as OpenAI writes it (`20ms`, `1.5s`, `6m0s`).
+A refused call waits whole seconds (`Retry-After` has no fractions), and the reset of the bucket
+that refused it says the same wait: both tell the client when to come back.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from service.domain.policy import RateLimits
 
@@ -81,4 +84,17 @@ def decision(
         requests = Bucket(limits.requests_per_minute, values[0], values[1] / 1000)
     if limits.tokens_per_minute:
         tokens = Bucket(limits.tokens_per_minute, values[2], values[3] / 1000)
-    return RateDecision(bool(allowed), retry_after_ms / 1000, requests, tokens)
+    if allowed:
+        return RateDecision(True, retry_after_ms / 1000, requests, tokens)
+    return refusal(RateDecision(False, 0, requests, tokens), retry_after_ms)
+
+
+def refusal(denied: RateDecision, retry_after_ms: int) -> RateDecision:
+    """The refused call's wait in whole seconds, also as the reset of the bucket that refused."""
+    wait = max(1, math.ceil(retry_after_ms / 1000))
+    requests, tokens = denied.requests, denied.tokens
+    if denied.exhausted == "requests" and requests is not None:
+        requests = replace(requests, reset_seconds=wait)
+    elif tokens is not None:
+        tokens = replace(tokens, reset_seconds=wait)
+    return RateDecision(False, wait, requests, tokens)

@@ -7,6 +7,7 @@ An unexpected exception is a bug: it is logged with its traceback and answered 5
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from litestar import Request, Response
@@ -64,7 +65,7 @@ def error_response(error: errors.TunegateError) -> Response[Any]:
     body["error"].update(error.extra.get("envelope", {}))
     headers: dict[str, str] = dict(error.extra.get("headers", {}))
     if isinstance(error, errors.RateLimited):
-        headers["Retry-After"] = str(max(1, round(error.retry_after)))
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
     return Response(body, status_code=status, headers=headers)
 
 

@@ -8,7 +8,13 @@ import fakeredis
 import pytest
 
 from service.domain.policy import RateLimits
-from service.domain.ratelimit import Bucket, RateDecision, estimate_tokens, format_reset
+from service.domain.ratelimit import (
+    Bucket,
+    RateDecision,
+    decision,
+    estimate_tokens,
+    format_reset,
+)
 from service.store.ratelimit import RateLimitRepository
 
 
@@ -32,6 +38,18 @@ def test_headers_name_each_limited_bucket() -> None:
         "x-ratelimit-remaining-tokens": "0",
         "x-ratelimit-reset-tokens": "1m12s",
     }
+
+
+def test_a_refusal_waits_whole_seconds_and_its_reset_says_the_same() -> None:
+    limits = RateLimits(requests_per_minute=2, tokens_per_minute=1000)
+    by_requests = decision(limits, 0, [0, 59_000, 900, 6_000], 29_412)
+    assert by_requests.retry_after == 30
+    assert by_requests.headers()["x-ratelimit-reset-requests"] == "30s"
+    assert by_requests.headers()["x-ratelimit-reset-tokens"] == "6s"
+    by_tokens = decision(limits, 0, [1, 30_000, 100, 54_000], 4_100)
+    assert by_tokens.retry_after == 5
+    assert by_tokens.headers()["x-ratelimit-reset-tokens"] == "5s"
+    assert decision(limits, 0, [0, 100, 900, 0], 20).retry_after == 1
 
 
 def test_the_estimate_counts_prompt_and_allowed_output() -> None:
