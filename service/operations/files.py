@@ -169,10 +169,14 @@ async def save_upload(ctx: Context, record: FileRecord, report: DatasetReport) -
     await uploads.queue_upload(ctx, record.id, job_id=f"upload-{record.id}")
 
 
+def file_not_found(file_id: str) -> NotFound:
+    return NotFound(f"No such File object: {file_id}", param="id", code="file_not_found")
+
+
 async def get_file(ctx: Context, principal: Principal, file_id: str) -> FileRecord:
     record = await ctx.store.files.get(file_id)
     if record is None or record.org_id != principal.org_id:
-        raise NotFound(f"No such File object: {file_id}", param="id", code="file_not_found")
+        raise file_not_found(file_id)
     return record
 
 

@@ -68,14 +68,18 @@ def hyperparameters(record: JobRecord) -> dict[str, Any]:
     return {name: asked.get(name, "auto") for name in AUTO_HYPERPARAMETERS} | asked
 
 
+def job_not_found(job_id: str) -> NotFound:
+    return NotFound(
+        f"Could not find fine-tuning job: {job_id}",
+        param="fine_tuning_job_id",
+        code="fine_tune_not_found",
+    )
+
+
 async def get_job(ctx: Context, principal: Principal, job_id: str) -> JobRecord:
     record = await ctx.store.jobs.get(job_id)
     if record is None or record.org_id != principal.org_id:
-        raise NotFound(
-            f"Could not find fine-tuning job: {job_id}",
-            param="fine_tuning_job_id",
-            code="fine_tune_not_found",
-        )
+        raise job_not_found(job_id)
     return record
 
 

@@ -6,7 +6,6 @@ A model of another org and a model that does not exist answer the same 404 `mode
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 
@@ -21,12 +20,12 @@ from service.errors import (
     PermissionDenied,
     UpstreamRejected,
 )
+from service.ids import is_valid
 from service.operations.context import Context
 from service.operations.tenancy import get_org
 from service.store import Store
 from service.store.models import CallerView, TunedModelRecord
 
-ALIAS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 BASE_OWNER = "system"
 
 
@@ -136,13 +135,20 @@ async def caller_view(ctx: Context, token: str) -> CallerView:
 # Aliases
 
 
+def invalid_alias_name() -> InvalidRequest:
+    return InvalidRequest(
+        "An alias name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.",
+        param="name",
+    )
+
+
+def alias_not_found(name: str) -> NotFound:
+    return NotFound(f"No alias named '{name}'.", param="name", code="alias_not_found")
+
+
 def check_alias_name(name: str) -> str:
-    if not ALIAS_NAME.match(name):
-        raise InvalidRequest(
-            "An alias name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or "
-            "digit.",
-            param="name",
-        )
+    if not is_valid("alias", name):
+        raise invalid_alias_name()
     return name
 
 
@@ -162,7 +168,7 @@ async def put_alias(ctx: Context, org_id: str, name: str, model: str) -> Alias:
 async def get_alias(store: Store, org_id: str, name: str) -> Alias:
     model = (await store.models.list_aliases(org_id)).get(name)
     if model is None:
-        raise NotFound(f"No alias named '{name}'.", param="name", code="alias_not_found")
+        raise alias_not_found(name)
     return Alias(name, model)
 
 

@@ -62,10 +62,14 @@ def request_of(record: SweepRecord) -> SweepRequest:
     return SweepRequest.model_validate(record.request)
 
 
+def sweep_not_found(sweep_id: str) -> NotFound:
+    return NotFound(f"No such sweep: {sweep_id}", param="sweep_id", code="sweep_not_found")
+
+
 async def get_sweep(ctx: Context, principal: Principal, sweep_id: str) -> SweepRecord:
     record = await ctx.store.sweeps.get(sweep_id)
     if record is None or record.org_id != principal.org_id:
-        raise NotFound(f"No such sweep: {sweep_id}", param="sweep_id", code="sweep_not_found")
+        raise sweep_not_found(sweep_id)
     return record
 
 

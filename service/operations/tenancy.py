@@ -28,10 +28,18 @@ async def create_org(store: Store, name: str, policy: Policy | None) -> OrgRecor
     return org
 
 
+def org_not_found(org_id: str) -> NotFound:
+    return NotFound(f"No org with id '{org_id}'.", param="org_id")
+
+
+def key_not_found(key_id: str) -> NotFound:
+    return NotFound(f"No key with id '{key_id}' in this org.", param="key_id")
+
+
 async def get_org(store: Store, org_id: str) -> OrgRecord:
     org = await store.tenancy.get_org(org_id)
     if org is None:
-        raise NotFound(f"No org with id '{org_id}'.", param="org_id")
+        raise org_not_found(org_id)
     return org
 
 
@@ -71,9 +79,10 @@ async def list_keys(store: Store, org_id: str) -> list[KeyRecord]:
 
 
 async def revoke_key(store: Store, org_id: str, key_id: str) -> KeyRecord:
+    await get_org(store, org_id)
     record = await store.tenancy.get_key(key_id)
     if record is None or record.org_id != org_id:
-        raise NotFound(f"No key with id '{key_id}' in this org.", param="key_id")
+        raise key_not_found(key_id)
     if record.revoked_at is None:
         record.revoked_at = int(time.time())
         await store.tenancy.put_key(record)

@@ -9,16 +9,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from redis.exceptions import RedisError
-
 from service.domain.audit import AuditEvent
 from service.errors import Unavailable
+from service.ids import STREAM_ID_PART_MAX
 from service.store import keys
-from service.store.base import Repository
+from service.store.base import UNREACHABLE, Repository
 
 SCAN_BATCH = 500
 SCAN_LIMIT = 20_000
-STREAM_ID_PART_MAX = 2**64 - 1
+FIRST_STREAM_ID = "0-0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +81,8 @@ class AuditRepository(Repository):
     ) -> AuditPage:
         """Newest first. `next_cursor` is set when more entries may match."""
         low, high = filters.id_bounds()
+        if cursor == FIRST_STREAM_ID:  # nothing comes before it (Redis refuses the range)
+            return AuditPage([], None)
         if cursor:
             high = _exclusive(cursor)
         found: list[AuditEvent] = []
@@ -106,7 +107,7 @@ class AuditRepository(Repository):
         while True:
             try:
                 batch = await self.redis.xrange(keys.audit(org_id), low, high, count=SCAN_BATCH)
-            except (RedisError, OSError) as error:
+            except UNREACHABLE as error:
                 raise Unavailable("The gateway's data store is unavailable.") from error
             for entry_id, fields in batch:
                 event = _decode(entry_id, fields)

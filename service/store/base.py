@@ -1,5 +1,9 @@
-"""Connections, the repository base that turns Redis failures into `Unavailable`, and the
-compare-and-set every record change goes through."""
+"""Connections, the repository base that turns an unreachable Redis into `Unavailable`, and the
+compare-and-set every record change goes through.
+
+Only a Redis we cannot reach (no connection, a timeout, a server still loading or a replica during
+a failover) is `Unavailable` (503). An error Redis answers with (a wrong type, an invalid
+argument) is our bug and stays one: it leaves as a 500 with its traceback, never as "retry"."""
 
 from __future__ import annotations
 
@@ -10,17 +14,23 @@ from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError, WatchError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from service.embedded import connect_embedded, is_embedded_url
 from service.errors import Unavailable
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 SOCKET_TIMEOUT_SECONDS = 2.0
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
 MAX_WRITE_TRIES = 20
 
 
 def connect_redis(url: str) -> aioredis.Redis:
+    if is_embedded_url(url):
+        return connect_embedded(url, asyncio=True, decode_responses=True)  # type: ignore[no-any-return]
     return aioredis.Redis.from_url(
         url,
         decode_responses=True,
@@ -39,7 +49,7 @@ def _guard(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     async def guarded(*args: Any, **kwargs: Any) -> T:
         try:
             return await method(*args, **kwargs)
-        except (RedisError, OSError) as error:
+        except UNREACHABLE as error:
             raise Unavailable("The gateway's data store is unavailable; retry shortly.") from error
 
     return guarded

@@ -26,6 +26,7 @@ from pydantic import SecretStr
 from service.config import Settings
 from service.domain.access import ROLES
 from service.http.app import create_app
+from service.ids import is_valid
 from service.logging import configure_logging
 from service.operations.context import Context
 from service.store import Store
@@ -376,6 +377,42 @@ def test_another_orgs_objects_are_404_like_ids_that_never_existed(world: World) 
         assert owner.get(f"/v1/files/{world.file_id}").status_code == 200
         assert owner.get(f"/v1/models/{world.model_id}").status_code == 200
         assert owner.get(f"/v1/aliases/{world.alias}").status_code == 200
+
+
+ID_FORMATS: dict[str, Callable[[str], str]] = {
+    "colon": lambda real: real + ":report",
+    "star": lambda real: real[:-1] + "*",
+    "dots": lambda real: real + "..x",
+    "long": lambda real: (real * 300)[:300],
+}
+
+
+def owner_token(world: World, route: Route) -> str:
+    return ADMIN_TOKEN if route.access == "operator" else world.a.admin
+
+
+@pytest.mark.parametrize("shape", sorted(ID_FORMATS))
+def test_malformed_ids_are_404_like_ids_that_never_existed(world: World, shape: str) -> None:
+    """The id-format column: every path id, made from a real id of A's with a `:` suffix, a `*`,
+    `..` or grown to 300 characters, is answered (to A itself) as an unknown id, never by
+    reading what the real id names; only a new alias's name is a 400 instead (where it is not a
+    name an alias may have)."""
+    with_ids = [key for key in routes_with("org", "operator") if "{" in key[1]]
+    assert len(with_ids) >= 20
+    malformed = {name: ID_FORMATS[shape](real) for name, real in a_ids(world).items()}
+    for method, path in with_ids:
+        route = MATRIX[(method, path)]
+        response = call(world, method, path, owner_token(world, route), malformed)
+        if (method, path) == ("PUT", "/v1/aliases/{name}"):  # names a new alias
+            if is_valid("alias", malformed["name"]):  # '.' is fine in a name of one's own
+                assert response.status_code == 200, response.text
+            else:
+                assert assert_envelope(response, 400)["param"] == "name"
+            continue
+        theirs = assert_envelope(response, 404)
+        unknown = call(world, method, path, owner_token(world, route), never_existed())
+        nothing = assert_envelope(unknown, 404)
+        assert (theirs["type"], theirs["code"]) == (nothing["type"], nothing["code"]), path
 
 
 def error_for(world: World, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:

@@ -11,6 +11,7 @@ from litestar.params import Body, FromPath, JSONBody
 from service.domain.policy import Policy
 from service.http.auth import context_of, require_operator
 from service.http.job_schemas import WebhookSecret
+from service.http.path_ids import require_wellformed_ids
 from service.http.schemas import Key, KeyCreate, KeyCreated, ListResponse, Org, OrgCreate
 from service.operations import tenancy, webhooks
 from service.store.tenancy import KeyRecord, OrgRecord
@@ -47,7 +48,7 @@ def _require_merge_patch(request: Request[Any, Any, Any]) -> None:
 
 class AdminController(Controller):
     path = "/admin/orgs"
-    guards = [require_operator]
+    guards = [require_operator, require_wellformed_ids]
     tags = ["operator"]
     security = [{"AdminToken": []}]
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.domain.access import Capability
 from service.http.auth import context_of, principal_of, require_org_key
+from service.http.path_ids import require_wellformed_ids
 from service.operations import models
 from service.operations.models import Alias
 
@@ -48,7 +49,7 @@ def org_of(request: Request[Any, Any, Any]) -> str:
 
 class AliasesController(Controller):
     path = "/v1/aliases"
-    guards = [require_org_key]
+    guards = [require_org_key, require_wellformed_ids]
     tags = ["aliases"]
     security = [{"OrgKey": []}]
     opt = {"capability": Capability.ALIASES}

@@ -10,8 +10,10 @@ from litestar.params import QueryParameter
 from litestar.response import Stream
 
 from service.domain.access import Capability
+from service.errors import InvalidRequest
 from service.http.auth import context_of, principal_of, require_org_key
 from service.http.schemas import AuditList, AuditRecord
+from service.ids import is_stream_id
 from service.operations.audit import list_audit
 from service.store.audit import AuditFilter
 
@@ -21,6 +23,12 @@ Action = Annotated[
     str | None, QueryParameter(description="Action, or an action prefix like 'keys'.")
 ]
 KeyId = Annotated[str | None, QueryParameter(description="Only calls made with this key id.")]
+Cursor = Annotated[
+    str | None,
+    QueryParameter(
+        description="The `next_cursor` of the previous page.", pattern=r"^\d{1,20}-\d{1,20}$"
+    ),
+]
 
 
 class AuditController(Controller):
@@ -38,10 +46,12 @@ class AuditController(Controller):
         until: Until = None,
         action: Action = None,
         key_id: KeyId = None,
-        cursor: Annotated[str | None, QueryParameter(pattern=r"^\d{1,20}-\d{1,20}$")] = None,
+        cursor: Cursor = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> AuditList:
         org_id = principal_of(request).org_id or ""
+        if cursor is not None and not is_stream_id(cursor):
+            raise InvalidRequest("'cursor' is not a cursor this API returned.", param="cursor")
         filters = AuditFilter(since=since, until=until, action=action, key_id=key_id)
         page = await list_audit(
             context_of(request).store, org_id, filters, cursor=cursor, limit=limit

@@ -15,6 +15,7 @@ from service.domain.dataset_report import DatasetReport
 from service.errors import InvalidRequest, PayloadTooLarge
 from service.http.auth import context_of, principal_of, require_org_key
 from service.http.multipart import boundary_of, read_form
+from service.http.path_ids import require_wellformed_ids
 from service.http.schemas import FileDeleted, FileList, FileObject
 from service.operations import files
 from service.operations.tenancy import get_org
@@ -73,7 +74,7 @@ async def receive_upload(request: Request[Any, Any, Any]) -> FileRecord:
 
 class FilesController(Controller):
     path = "/v1/files"
-    guards = [require_org_key]
+    guards = [require_org_key, require_wellformed_ids]
     tags = ["files"]
     security = [{"OrgKey": []}]
     opt = {"capability": Capability.DATASETS}

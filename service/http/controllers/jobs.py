@@ -21,6 +21,7 @@ from service.http.job_schemas import (
     FineTuningJobList,
     JobMetrics,
 )
+from service.http.path_ids import require_wellformed_ids
 from service.operations import job_views, jobs
 from service.store.jobs import JobRecord
 
@@ -63,7 +64,7 @@ async def _control(request: Request[Any, Any, Any], job_id: str, event: JobEvent
 
 class JobsController(Controller):
     path = "/v1/fine_tuning/jobs"
-    guards = [require_org_key]
+    guards = [require_org_key, require_wellformed_ids]
     tags = ["fine-tuning"]
     security = [{"OrgKey": []}]
     opt = {"capability": Capability.JOBS}

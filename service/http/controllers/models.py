@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from service.domain.access import Capability
 from service.http.auth import context_of, principal_of, require_org_key
+from service.http.path_ids import require_wellformed_ids
 from service.operations import models
 from service.operations.models import ModelInfo
 
@@ -38,7 +39,7 @@ def model_object(info: ModelInfo) -> ModelObject:
 
 class ModelsController(Controller):
     path = "/v1/models"
-    guards = [require_org_key]
+    guards = [require_org_key, require_wellformed_ids]
     tags = ["models"]
     security = [{"OrgKey": []}]
     opt = {"capability": Capability.MODELS_READ}

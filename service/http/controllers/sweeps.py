@@ -10,6 +10,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from service.domain.access import Capability
 from service.domain.sweep_request import SweepRequest
 from service.http.auth import context_of, principal_of, require_org_key
+from service.http.path_ids import require_wellformed_ids
 from service.http.sweep_schemas import Sweep, SweepList, SweepPromote, SweepPromoted
 from service.operations import sweep_views, sweeps
 from service.store.sweeps import SweepRecord
@@ -26,7 +27,7 @@ async def sweep_object(request: Request[Any, Any, Any], record: SweepRecord) -> 
 
 class SweepsController(Controller):
     path = "/v1/sweeps"
-    guards = [require_org_key]
+    guards = [require_org_key, require_wellformed_ids]
     tags = ["sweeps"]
     security = [{"OrgKey": []}]
     opt = {"capability": Capability.JOBS}
