@@ -100,7 +100,8 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+        schemes = ("redis://", "rediss://", "unix://", "embedded://")  # embedded: in-process
+        if value is not None and not value.startswith(schemes):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value or None
 

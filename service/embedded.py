@@ -1,67 +1,71 @@
 """Embedded mode: everything in one process for a person trying tunegate on a laptop.
 
-fakeredis answers over a loopback TCP port (so the service and the worker threads use the very
-same Redis client code as in production), and RQ workers run as threads. Nothing survives a
+One in-process fakeredis server stands in for Redis. It listens on no socket at all: the
+service, the worker threads and the scheduler reach it through clients made by
+`connect_embedded`, which `REDIS_URL`-shaped code gets from an `embedded://<id>` URL. Blocking
+pops and pub/sub wait on the server's own events, so an idle gateway sleeps. Nothing survives a
 restart.
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
 from typing import Any
 
-from fakeredis import TcpFakeServer
-from fakeredis._clients._tcp_server import TCPFakeRequestHandler
-from redis.exceptions import ResponseError
+from fakeredis import FakeAsyncRedis, FakeRedis, FakeServer
+from redis.exceptions import ConnectionError as RedisConnectionError
 
-from service.logging import get_logger
+SCHEME = "embedded://"
+_servers: dict[str, FakeServer] = {}
+_lock = threading.Lock()
+RQ_SEES_VERSION = (6, 0, 6)
 
-log = get_logger("tunegate.embedded")
 
-
-class _ErrorTolerantHandler(TCPFakeRequestHandler):
-    """Answer a command error (NOSCRIPT, WRONGTYPE, ...) as an error reply and keep the
-    connection, as Redis does; the stock handler drops the connection, which breaks redis-py's
-    EVALSHA-then-load script calls that RQ relies on."""
-
-    def setup(self) -> None:
-        super().setup()
-        read_response = self.current_client.read_response
-
-        def tolerant_read_response(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return read_response(*args, **kwargs)
-            except ResponseError as error:
-                return error
-
-        self.current_client.read_response = tolerant_read_response  # type: ignore[method-assign]
+def is_embedded_url(url: str) -> bool:
+    return url.startswith(SCHEME)
 
 
 class EmbeddedRedis:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.server = TcpFakeServer((host, port))
-        self.server.RequestHandlerClass = _ErrorTolerantHandler
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, name="embedded-redis", daemon=True
-        )
+    def __init__(self) -> None:
+        self.id = secrets.token_hex(8)
+        self.server = FakeServer(version=(7, 0))
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"redis://{host!s}:{port}/0"
+        return f"{SCHEME}{self.id}"
 
     def start(self) -> EmbeddedRedis:
-        self.thread.start()
+        with _lock:
+            _servers[self.id] = self.server
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        """Clients still holding the server see a lost connection, as after a Redis crash."""
+        self.server.connected = False
+        with _lock:
+            _servers.pop(self.id, None)
+
+
+def embedded_server(url: str) -> FakeServer:
+    with _lock:
+        server = _servers.get(url.removeprefix(SCHEME).split("/", 1)[0])
+    if server is None:
+        raise RedisConnectionError(f"no embedded Redis at {url} in this process")
+    return server
+
+
+def connect_embedded(url: str, *, asyncio: bool = False, decode_responses: bool = False) -> Any:
+    """A redis-py client (sync, or asyncio) of the embedded server at `url`."""
+    client_class = FakeAsyncRedis if asyncio else FakeRedis
+    return adapt_rq_connection(
+        client_class(server=embedded_server(url), decode_responses=decode_responses)
+    )
 
 
 def adapt_rq_connection(connection: Any) -> Any:
-    """fakeredis has no INFO command, which RQ uses only to learn the server version; RQ caches
-    that version on the connection, so give it the version fakeredis emulates."""
-    setattr(connection, "__rq_redis_server_version", (7, 0, 0))
+    """Tell RQ (which caches the server version on the connection) it talks to Redis 6.0: RQ
+    then waits for work with BLPOP, which fakeredis blocks on, rather than BLMOVE (6.2+),
+    which fakeredis answers at once, so idle worker threads would spin."""
+    setattr(connection, "__rq_redis_server_version", RQ_SEES_VERSION)
     return connection

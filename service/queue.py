@@ -16,6 +16,8 @@ from rq import Queue, Retry
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
+from service.embedded import connect_embedded, is_embedded_url
+
 QUEUE_NAME = "tunegate"
 TASKS_MODULE = "workers.tasks"
 _ACTIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
@@ -27,6 +29,8 @@ def queue_name(namespace: str = "") -> str:
 
 
 def connect_sync_redis(url: str) -> redis.Redis:
+    if is_embedded_url(url):
+        return connect_embedded(url)  # type: ignore[no-any-return]
     return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
 
 

@@ -23,7 +23,6 @@ from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
 from service.config import Settings
-from service.embedded import adapt_rq_connection
 from service.logging import get_logger
 from service.operations import maintenance
 from service.queue import connect_sync_redis, queue_name
@@ -32,7 +31,6 @@ from workers import runtime
 
 log = get_logger("tunegate.worker")
 HEARTBEAT_SECONDS = 10.0
-IDLE_POLL_SECONDS = 0.1
 # RQ re-takes a dead worker's scheduler lock and retries abandoned jobs at maintenance time
 MAINTENANCE_SECONDS = 30
 REDIS_RETRY_CEILING_SECONDS = 5.0
@@ -203,13 +201,12 @@ class ThreadWorker(SimpleWorker):
             result = super().dequeue_job_and_maintain_ttl(1, max_idle_time=1)
             if result is not None:
                 return result
-            time.sleep(IDLE_POLL_SECONDS)  # fakeredis answers blocking pops at once
         return None
 
 
 def _scheduler_loop(settings: Settings, stop: threading.Event) -> None:
     assert settings.redis_url is not None
-    connection = adapt_rq_connection(connect_sync_redis(settings.redis_url))
+    connection = connect_sync_redis(settings.redis_url)
     scheduler = RQScheduler(
         [queue_name(settings.redis_namespace)], connection=connection, serializer=JSONSerializer
     )
@@ -226,7 +223,7 @@ def _scheduler_loop(settings: Settings, stop: threading.Event) -> None:
 
 def thread_worker(settings: Settings, index: int) -> ThreadWorker:
     assert settings.redis_url is not None
-    connection = adapt_rq_connection(connect_sync_redis(settings.redis_url))
+    connection = connect_sync_redis(settings.redis_url)
     queue = Queue(
         queue_name(settings.redis_namespace), connection=connection, serializer=JSONSerializer
     )
