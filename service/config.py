@@ -58,6 +58,15 @@ class Settings(BaseSettings):
     max_json_body_bytes: int = Field(
         default=10 * 1024 * 1024, gt=0, validation_alias=_env("TUNEGATE_MAX_JSON_BODY_BYTES")
     )
+    pii_max_scan_chars: int = Field(
+        default=12 * 1024 * 1024, gt=0, validation_alias=_env("TUNEGATE_PII_MAX_SCAN_CHARS")
+    )
+    pii_max_findings: int = Field(
+        default=2_000, gt=0, validation_alias=_env("TUNEGATE_PII_MAX_FINDINGS")
+    )
+    pii_thread_bytes: int = Field(
+        default=32 * 1024, ge=0, validation_alias=_env("TUNEGATE_PII_THREAD_BYTES")
+    )
     upstream_timeout_seconds: float = Field(
         default=600.0, gt=0, validation_alias=_env("TUNEGATE_UPSTREAM_TIMEOUT")
     )

@@ -2,13 +2,15 @@
 
 The proxy never builds a model of the whole request: it takes the client's JSON object as a
 plain dict, checks only what it needs (`model`, `messages` or `prompt`, the output-token fields,
-`user`), and rewrites it in place for the upstream. Every text the model would read (message
-strings, text content parts, legacy prompts) passes the PII policy: `allow` leaves it, `redact`
-replaces each finding with its typed placeholder, `block` refuses the request naming the kinds
-found (never the values). `force_store_false` sends `store: false`; `max_output_tokens` caps
-what the client asked for and fills it in when it asked for nothing; `user` and
-`safety_identifier` leave only as a keyed hash; a stream always asks the upstream for its usage
-chunk, which reaches the client only if the client asked for it.
+`n`/`best_of`, `user`), and rewrites it in place for the upstream. `prepare` applies everything
+but the PII policy; `scan_pii` applies that, separately, because it is the one step whose cost
+grows with the body (the proxy runs it after rate admission, off the event loop when large).
+Everything the model reads passes the PII policy as `pii_body` defines it: `allow` leaves it,
+`redact` replaces each finding with its typed placeholder, `block` refuses the request naming
+the kinds and JSON paths found (never the values). `force_store_false` sends `store: false`;
+`max_output_tokens` bounds the whole answer (see `cap_output`); `user` and `safety_identifier`
+leave only as a keyed hash; a stream always asks the upstream for its usage chunk, which
+reaches the client only if the client asked for it.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from typing import Any, Literal
 import orjson
 
 from service.domain import pii
+from service.domain.pii_body import STRUCTURAL_KEYS, BodyScanner, OpaquePart, PiiFound
 from service.domain.policy import Policy, model_allowed
 from service.domain.pricing import is_tuned
-from service.errors import InvalidRequest
+from service.errors import InvalidRequest, PayloadTooLarge
 
 Api = Literal["chat", "completions"]
 USER_FIELDS = ("user", "safety_identifier")
@@ -36,6 +39,8 @@ OUTPUT_FIELDS: dict[Api, tuple[str, ...]] = {
     "completions": ("max_tokens",),
 }
 LEGACY_DEFAULT_MAX_TOKENS = 16  # what the legacy endpoint generates when not told
+MAX_N = 128  # OpenAI's own limits on choices
+MAX_BEST_OF = 20
 
 
 @dataclass(slots=True)
@@ -105,15 +110,22 @@ def route_model(
     return target
 
 
+def refused_by_policy(name: str, policy: Policy, aliases: Mapping[str, str]) -> bool:
+    """Whether a name that did not route names a base model the policy's list leaves out
+    (so the 404 can say the policy is why; another org's `ft:` model never is)."""
+    target = aliases.get(name, name)
+    return not is_tuned(target) and not model_allowed(policy, target)
+
+
 def prepare(
     body: dict[str, Any], api: Api, policy: Policy, *, model: str, org_id: str, user_key: bytes
 ) -> Prepared:
-    """Apply the policy to a checked body, in place, for the routed `model`."""
+    """Apply the policy, all but PII (see `scan_pii`), to a checked body in place."""
     body["model"] = model
-    found = apply_pii(body, api, policy)
     if policy.force_store_false and (api == "chat" or "store" in body):
         body["store"] = False
-    limit = cap_output(body, api, policy.max_output_tokens)
+    choices = _choices(body, api)
+    limit = cap_output(body, api, policy.max_output_tokens, choices)
     hash_users(body, org_id, user_key)
     stream = body.get("stream") is True
     wants_usage = stream and _asks_usage(body.get("stream_options"))
@@ -121,19 +133,31 @@ def prepare(
         options = body.get("stream_options")
         body["stream_options"] = {**(options if isinstance(options, dict) else {})}
         body["stream_options"]["include_usage"] = True
-    return Prepared(api, body, model, stream, wants_usage, limit, _choices(body, api), found)
+    return Prepared(api, body, model, stream, wants_usage, limit, choices)
 
 
 def _asks_usage(options: object) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
+def _count(body: dict[str, Any], name: str, most: int) -> int:
+    value = body.get(name)
+    if value is None:
+        return 1
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+        raise InvalidRequest(f"'{name}' must be an integer from 1 to {most}.", param=name)
+    return value
+
+
 def _choices(body: dict[str, Any], api: Api) -> int:
-    n = body.get("n")
-    count = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
-    prompt = body.get("prompt")
-    if api == "completions" and isinstance(prompt, list) and prompt and isinstance(prompt[0], str):
-        count *= len(prompt)
+    """How many answers the upstream generates: `n` (legacy: `max(n, best_of)`, since
+    `best_of` candidates are generated and billed), times the prompts of a legacy batch."""
+    count = _count(body, "n", MAX_N)
+    if api == "completions":
+        count = max(count, _count(body, "best_of", MAX_BEST_OF))
+        prompt = body.get("prompt")
+        if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int):
+            count *= len(prompt)
     return count
 
 
@@ -141,7 +165,8 @@ def _choices(body: dict[str, Any], api: Api) -> int:
 
 
 def text_slots(body: dict[str, Any], api: Api) -> Iterator[tuple[Any, Any]]:
-    """(container, key) for every text the model reads: `container[key]` is a string."""
+    """(container, key) for the prompt texts of a request as the audit log shows them:
+    string message contents and text parts, or the legacy prompt strings."""
     if api == "completions":
         prompt = body.get("prompt")
         if isinstance(prompt, str):
@@ -163,48 +188,126 @@ def prompt_texts(body: dict[str, Any], api: Api) -> list[str]:
     return [container[key] for container, key in text_slots(body, api)]
 
 
-def apply_pii(body: dict[str, Any], api: Api, policy: Policy) -> Counter[str]:
-    """Redact or detect per the policy; raises InvalidRequest when it blocks."""
-    found: Counter[str] = Counter()
+def model_texts(body: dict[str, Any]) -> list[str]:
+    """Every string of the body the model reads (as `pii_body` defines it), for estimates."""
+    texts: list[str] = []
+    pending: list[Any] = [body]
+    while pending:
+        item = pending.pop()
+        pairs = item.items() if isinstance(item, dict) else enumerate(item)
+        for key, value in pairs:
+            if isinstance(value, str):
+                if key not in STRUCTURAL_KEYS:
+                    texts.append(value)
+            elif isinstance(value, dict | list):
+                pending.append(value)
+    return texts
+
+
+def scan_pii(prepared: Prepared, policy: Policy, budget: pii.ScanBudget | None = None) -> None:
+    """Apply the PII policy to everything the model reads, in place; raises when it refuses
+    (InvalidRequest for findings under `block` and for unreadable parts, PayloadTooLarge past
+    the scan budget)."""
     if policy.pii == "allow":
-        return found
-    entities = tuple(policy.pii_entities)
-    for container, key in text_slots(body, api):
-        if policy.pii == "redact":
-            container[key], counts = pii.redact(container[key], entities)
-            found.update(counts)
-        else:
-            found.update(finding.kind for finding in pii.detect(container[key], entities))
-    if policy.pii == "block" and found:
-        kinds = ", ".join(sorted(found))
+        return
+    if prepared.api == "completions":
+        _check_token_prompt(prepared.body.get("prompt"), policy)
+    param = "messages" if prepared.api == "chat" else "prompt"
+    prepared.pii_found = scan_json(prepared.body, policy, budget, param=param)
+
+
+def scan_json(
+    value: Any, policy: Policy, budget: pii.ScanBudget | None, *, param: str, path: str = ""
+) -> Counter[str]:
+    """The PII policy over one JSON value (a request body, a grader), as domain errors."""
+    if policy.pii == "allow":
+        return Counter()
+    scanner = BodyScanner(
+        policy.pii,
+        tuple(policy.pii_entities),
+        opaque_allowed=policy.opaque_parts == "allow",
+        budget=budget,
+    )
+    try:
+        scanner.scan(value, path)
+        scanner.finish()
+    except PiiFound as found:
+        raise pii_blocked(found, param) from None
+    except OpaquePart as part:
         raise InvalidRequest(
-            f"The request contains personal data this org's policy blocks: {kinds}.",
-            param="messages" if api == "chat" else "prompt",
-            code="pii_blocked",
-            extra={"envelope": {"pii_entities": sorted(found)}},
+            f"The request holds {part.what} (at {part.path}) that the gateway cannot scan for "
+            "personal data; this org's policy refuses such parts (opaque_parts).",
+            param=part.path,
+            code="opaque_content_refused",
+        ) from None
+    except pii.ScanBudgetExceeded as over:
+        raise PayloadTooLarge(
+            f"The request needs more personal-data scanning than the gateway allows per "
+            f"request ({over.what} over {over.limit:,}). Send less text in one request.",
+            code="pii_scan_budget_exceeded",
+        ) from None
+    return scanner.counts
+
+
+def pii_blocked(found: PiiFound, param: str) -> InvalidRequest:
+    kinds, paths = found.kinds, found.paths
+    return InvalidRequest(
+        f"The request contains personal data this org's policy blocks: {', '.join(kinds)} "
+        f"(at {', '.join(paths)}).",
+        param=paths[0] if paths else param,
+        code="pii_blocked",
+        extra={"envelope": {"pii_entities": kinds, "pii_paths": paths}},
+    )
+
+
+def _check_token_prompt(prompt: object, policy: Policy) -> None:
+    """Token ids cannot be scanned: refused under redact/block unless opaque parts are allowed."""
+    items = prompt if isinstance(prompt, list) else [prompt]
+    tokens = any(
+        isinstance(item, int) or (isinstance(item, list) and any(isinstance(i, int) for i in item))
+        for item in items
+    )
+    if tokens and policy.opaque_parts != "allow":
+        raise InvalidRequest(
+            "A prompt given as token ids cannot be scanned for personal data; this org's "
+            "policy refuses it (opaque_parts). Send the prompt as text.",
+            param="prompt",
+            code="opaque_content_refused",
         )
-    return found
 
 
 # --- output tokens and users -------------------------------------------------------------------
 
 
-def cap_output(body: dict[str, Any], api: Api, cap: int | None) -> int | None:
-    """Cap the output-token fields the client sent (or send the cap); the effective limit."""
+def cap_output(body: dict[str, Any], api: Api, cap: int | None, choices: int = 1) -> int | None:
+    """Cap the output-token fields the client sent (or send the cap); the per-choice limit.
+
+    With a cap, it bounds the whole answer: each of `choices` answers may use
+    `cap // choices` tokens, and a request for more answers than the cap has tokens is refused.
+    """
     fields = OUTPUT_FIELDS[api]
     sent = [name for name in fields if body.get(name) is not None]
     for name in sent:
         value = body[name]
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise InvalidRequest(f"'{name}' must be a non-negative integer.", param=name)
-        if cap is not None and value > cap:
-            body[name] = cap
-    if cap is not None and not sent:
-        body[fields[0]] = cap
-        return cap
-    if sent:
-        return min(int(body[name]) for name in sent)
-    return LEGACY_DEFAULT_MAX_TOKENS if api == "completions" else None
+    if cap is None:
+        if sent:
+            return min(int(body[name]) for name in sent)
+        return LEGACY_DEFAULT_MAX_TOKENS if api == "completions" else None
+    each = cap // choices
+    if each < 1:
+        raise InvalidRequest(
+            f"This org caps an answer at {cap} output tokens in all; {choices} choices "
+            "(n, best_of and prompts together) cannot fit. Ask for fewer.",
+            param="best_of" if api == "completions" and body.get("best_of") else "n",
+        )
+    for name in sent:
+        body[name] = min(body[name], each)
+    if not sent:
+        body[fields[0]] = each
+        return each
+    return min(int(body[name]) for name in sent)
 
 
 def hash_user(user: str, org_id: str, key: bytes) -> str:

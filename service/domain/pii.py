@@ -10,7 +10,12 @@ keep kind and span only, never the matched value.
 Speed matters on the proxy's hot path and over gigabytes of datasets, and Python's `re` costs
 about 10 ns per character per pattern scanned. So one cheap pass finds the runs of digits and
 separators, and the number detectors only look at windows around runs long enough to matter;
-emails are looked for only around an `@`.
+emails are looked for only around an `@` (or its full-width forms).
+
+Every step is linear in the text: windows are bounded in length, overlaps between kinds are
+resolved by one sweep over sorted spans, and redaction makes at most a few passes. A
+`ScanBudget` caps the work one request may ask for (characters scanned, findings, number
+candidates parsed); past it `ScanBudgetExceeded` is raised instead of minutes of CPU.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import ipaddress
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 from phonenumbers import Leniency, PhoneNumberMatcher
 
@@ -34,6 +40,8 @@ __all__ = [
     "SECRET",
     "US_SSN",
     "Finding",
+    "ScanBudget",
+    "ScanBudgetExceeded",
     "detect",
     "luhn_valid",
     "placeholder",
@@ -60,16 +68,19 @@ def placeholder(kind: str) -> str:
 
 # --- EMAIL -------------------------------------------------------------------------------------
 
+# Unicode letters and digits on both sides (josé@corp.com, bob@bücher.de), the full-width and
+# small at signs, and a bounded number of domain labels so a failing match cannot backtrack far.
+_AT_SIGNS = ("@", "\uff20", "\ufe6b")
 _EMAIL = re.compile(
-    r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@"
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])"
+    r"(?<![\w.%+-])[^\W_](?:[\w.%+-]{0,63})[@\uff20\ufe6b]"
+    r"(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.){1,8}(?:[^\W\d_]{2,24}|xn--[a-z0-9-]{1,59})(?![\w-])"
     r"(?!:[\w.~-]+/)"  # git@github.com:org/repo.git is a remote, not a mailbox
 )
 
 
 def _emails(text: Text) -> Iterator[Span]:
-    ats = ((at, at + 1) for at in text.positions("@"))
-    for start, end in merge_windows(ats, 65, 300, len(text.value)):
+    ats = sorted(at for sign in _AT_SIGNS for at in text.positions(sign))
+    for start, end in merge_windows(((at, at + 1) for at in ats), 65, 300, len(text.value)):
         yield from (m.span() for m in _EMAIL.finditer(text.value, start, end))
 
 
@@ -222,18 +233,40 @@ def _inside_identifier(text: str, start: int, end: int) -> bool:
 
 
 def _phones(text: Text) -> Iterator[Span]:
-    # The parser needs a little context ("+" or "(" before, "ext. 204" after), and costs
-    # more the more text it sees.
-    for window_start, window_end in text.digit_windows(7, 4, 12):
-        window = text.value[window_start:window_end]
-        for match in PhoneNumberMatcher(window, PHONE_REGION, leniency=Leniency.VALID):
-            start, end = window_start + match.start, window_start + match.end
+    # The parser needs a little context ("+" or "(" before, "ext. 204" after), and costs more
+    # the more text it sees: each digit run gets its own window, long runs in bounded slices,
+    # and a window seen before (a number repeated through a body) costs a dictionary look-up.
+    for window_start, window_end in text.digit_windows(7, 4, 12, merge=False, slice_at=48):
+        for relative_start, relative_end, bare in _phone_spans(
+            text.value[window_start:window_end], text.budget
+        ):
+            start, end = window_start + relative_start, window_start + relative_end
             if _inside_identifier(text.value, start, end):
                 continue
-            bare = match.raw_string.isdigit()
             if bare and _NOT_A_PHONE_BEFORE.search(text.value, max(0, start - 16), start):
                 continue
             yield start, end
+
+
+_PHONE_CACHE: dict[str, tuple[tuple[int, int, bool], ...]] = {}
+_PHONE_CACHE_SIZE = 8192
+
+
+def _phone_spans(window: str, budget: ScanBudget | None) -> tuple[tuple[int, int, bool], ...]:
+    """The parser's matches in a window, remembered; only a window not seen before costs a
+    candidate from the budget."""
+    spans = _PHONE_CACHE.get(window)
+    if spans is None:
+        if budget is not None:
+            budget.spend_candidates(1)
+        spans = tuple(
+            (match.start, match.end, match.raw_string.isdigit())
+            for match in PhoneNumberMatcher(window, PHONE_REGION, leniency=Leniency.VALID)
+        )
+        if len(_PHONE_CACHE) >= _PHONE_CACHE_SIZE:
+            _PHONE_CACHE.clear()
+        _PHONE_CACHE[window] = spans
+    return spans
 
 
 # --- API ---------------------------------------------------------------------------------------
@@ -248,18 +281,81 @@ _DETECTORS: dict[str, Callable[[Text], Iterator[Span]]] = {
 }
 
 
-def detect(text: str, entities: Iterable[str] = ALL_ENTITIES) -> list[Finding]:
+class ScanBudgetExceeded(Exception):
+    """A request asked for more PII scanning than its budget allows."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__(f"{what} over {limit:,}")
+        self.what = what
+        self.limit = limit
+
+
+@dataclass(slots=True)
+class ScanBudget:
+    """What one request may cost the scanner; shared by every text of the request."""
+
+    max_chars: int
+    max_findings: int
+    max_candidates: int
+    chars: int = 0
+    findings: int = 0
+    candidates: int = 0
+
+    def spend_chars(self, count: int) -> None:
+        self.chars += count
+        if self.chars > self.max_chars:
+            raise ScanBudgetExceeded("characters to scan", self.max_chars)
+
+    def spend_findings(self, count: int) -> None:
+        self.findings += count
+        if self.findings > self.max_findings:
+            raise ScanBudgetExceeded("personal-data findings", self.max_findings)
+
+    def spend_candidates(self, count: int) -> None:
+        self.candidates += count
+        if self.candidates > self.max_candidates:
+            raise ScanBudgetExceeded("phone-number candidates", self.max_candidates)
+
+
+def detect(
+    text: str, entities: Iterable[str] = ALL_ENTITIES, budget: ScanBudget | None = None
+) -> list[Finding]:
     """Non-overlapping findings in text order; on overlap the earlier kind in ALL_ENTITIES wins."""
+    if budget is not None:
+        budget.spend_chars(len(text))
     wanted = set(entities)
-    view = Text(text)
+    view = Text(text, budget)
     taken: list[Finding] = []
     for kind in ALL_ENTITIES:
-        if kind not in wanted:
-            continue
-        for start, end in _DETECTORS[kind](view):
-            if end > start and not any(start < f.end and f.start < end for f in taken):
-                taken.append(Finding(kind, start, end))
-    return sorted(taken, key=lambda f: f.start)
+        if kind in wanted:
+            spans = sorted((s for s in _DETECTORS[kind](view) if s[1] > s[0]), key=_longest_first)
+            taken = _merge_kind(taken, kind, spans)
+    if budget is not None:
+        budget.spend_findings(len(taken))
+    return taken
+
+
+def _longest_first(span: Span) -> tuple[int, int]:
+    return span[0], -span[1]
+
+
+def _merge_kind(taken: list[Finding], kind: str, spans: list[Span]) -> list[Finding]:
+    """`taken` (sorted, disjoint) plus the spans of a lower-precedence kind that overlap
+    neither it nor each other: one sweep over both sorted lists."""
+    merged: list[Finding] = []
+    index = 0
+    last_end = -1
+    for start, end in spans:
+        while index < len(taken) and taken[index].end <= start:
+            merged.append(taken[index])
+            last_end = max(last_end, taken[index].end)
+            index += 1
+        blocked = index < len(taken) and taken[index].start < end
+        if not blocked and start >= last_end:
+            merged.append(Finding(kind, start, end))
+            last_end = end
+    merged.extend(taken[index:])
+    return merged
 
 
 def _replace(text: str, findings: list[Finding]) -> str:
@@ -272,16 +368,27 @@ def _replace(text: str, findings: list[Finding]) -> str:
     return "".join(parts)
 
 
-def redact(text: str, entities: Iterable[str] = ALL_ENTITIES) -> tuple[str, Counter[str]]:
+MAX_REDACTION_PASSES = 4
+
+
+def redact(
+    text: str, entities: Iterable[str] = ALL_ENTITIES, budget: ScanBudget | None = None
+) -> tuple[str, Counter[str]]:
     """Text with each finding replaced by its placeholder, and the count per kind.
 
-    Replacing can change a neighbour's context and reveal a new match (rarely), so passes run
-    to a fixed point. That always comes: each pass turns detectable text into placeholders,
-    which no detector matches.
+    A placeholder can change its neighbour's context and reveal a new match (`0@0.AA` before
+    a card number), so another pass runs when the previous one replaced something. Each pass
+    is linear and charged to the budget, and past `MAX_REDACTION_PASSES` the text is refused
+    rather than sent half-redacted.
     """
     wanted = tuple(entities)
     counts: Counter[str] = Counter()
-    while findings := detect(text, wanted):
+    for _ in range(MAX_REDACTION_PASSES):
+        findings = detect(text, wanted, budget)
+        if not findings:
+            return text, counts
         counts.update(f.kind for f in findings)
         text = _replace(text, findings)
+    if detect(text, wanted, budget):
+        raise ScanBudgetExceeded("redaction passes", MAX_REDACTION_PASSES)
     return text, counts

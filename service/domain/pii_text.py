@@ -10,6 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from service.domain.pii import ScanBudget
 
 Span = tuple[int, int]
 
@@ -46,11 +50,24 @@ def merge_windows(spans: Iterable[Span], before: int, after: int, limit: int) ->
     return merged
 
 
-class Text:
-    __slots__ = ("_lower", "_runs", "value")
+def slice_spans(spans: Iterable[Span], length: int, overlap: int) -> Iterable[Span]:
+    """Spans longer than `length` cut into slices of that length that overlap by `overlap`,
+    so a match near a cut is whole in one of them; shorter spans unchanged."""
+    step = length - overlap
+    for start, end in spans:
+        if end - start <= length:
+            yield start, end
+            continue
+        for cut in range(start, end - overlap, step):
+            yield cut, min(end, cut + length)
 
-    def __init__(self, value: str) -> None:
+
+class Text:
+    __slots__ = ("_lower", "_runs", "budget", "value")
+
+    def __init__(self, value: str, budget: ScanBudget | None = None) -> None:
         self.value = value
+        self.budget = budget
         self._lower: str | None = None
         self._runs: list[_DigitRun] | None = None
 
@@ -85,12 +102,26 @@ class Text:
         return self._runs
 
     def digit_windows(
-        self, min_digits: int, before: int, after: int, *, dotted: bool = False
+        self,
+        min_digits: int,
+        before: int,
+        after: int,
+        *,
+        dotted: bool = False,
+        merge: bool = True,
+        slice_at: int | None = None,
     ) -> list[Span]:
-        """Windows around digit runs with at least `min_digits` digits (and a `.` if asked)."""
-        runs = (
+        """Windows around digit runs with at least `min_digits` digits (and a `.` if asked):
+        merged where they overlap, or one per run; with `slice_at`, runs longer than that are
+        cut into overlapping slices so no window grows with the text."""
+        runs: Iterable[Span] = (
             (run.start, run.end)
             for run in self._digit_runs()
             if run.digits >= min_digits and (run.dotted or not dotted)
         )
-        return merge_windows(runs, before, after, len(self.value))
+        if slice_at is not None:
+            runs = slice_spans(runs, slice_at, slice_at // 2)
+        if merge:
+            return merge_windows(runs, before, after, len(self.value))
+        limit = len(self.value)
+        return [(max(0, start - before), min(limit, end + after)) for start, end in runs]

@@ -25,8 +25,18 @@ import anyio
 import orjson
 
 from service.config import Settings
+from service.domain import pii
 from service.domain.access import Principal
-from service.domain.inference import Api, Prepared, parse_body, prepare, prompt_texts, route_model
+from service.domain.inference import (
+    Api,
+    Prepared,
+    model_texts,
+    parse_body,
+    prepare,
+    refused_by_policy,
+    route_model,
+    scan_pii,
+)
 from service.domain.inference_output import (
     SseRelay,
     Usage,
@@ -34,6 +44,7 @@ from service.domain.inference_output import (
     logged_content,
     usage_of,
 )
+from service.domain.policy import Policy
 from service.domain.ratelimit import RateDecision, estimate_tokens, is_limited
 from service.errors import (
     RateLimited,
@@ -43,12 +54,15 @@ from service.errors import (
 )
 from service.logging import get_logger
 from service.operations.context import Context
-from service.operations.models import caller_view, model_not_found
+from service.operations.models import caller_view, model_not_found, model_refused_by_policy
 from service.operations.usage import DISCONNECTED, Metered, record_call
 from service.store.models import CallerView
 from service.upstream import Completion, CompletionStream
 
 log = get_logger("tunegate.inference")
+# Large scans run in worker threads so the event loop keeps serving; two at a time at most,
+# so the loop still gets the interpreter often enough to answer everyone else.
+_SCAN_THREADS = anyio.CapacityLimiter(2)
 PATHS = {"chat": "/chat/completions", "completions": "/completions"}
 ACTIONS = {"chat": "chat.completions.create", "completions": "completions.create"}
 
@@ -92,15 +106,39 @@ async def open_call(call: Call, token: str, raw: bytes) -> Prepared:
     view = call.view = await caller_view(ctx, token)
     body = parse_body(raw, call.api)
     call.requested = body["model"]
-    model = route_model(body["model"], view.org.policy, view.models, view.aliases)
+    policy = view.org.policy
+    model = route_model(body["model"], policy, view.models, view.aliases)
     if model is None:
+        if refused_by_policy(body["model"], policy, view.aliases):
+            raise model_refused_by_policy(body["model"])
         raise model_not_found(body["model"])
     user_key = user_hash_key(ctx.settings)
     prepared = call.prepared = prepare(
-        body, call.api, view.org.policy, model=model, org_id=view.org.id, user_key=user_key
+        body, call.api, policy, model=model, org_id=view.org.id, user_key=user_key
     )
     await admit(call, prepared)
+    await scan_request(ctx.settings, prepared, policy, len(raw))
     return prepared
+
+
+def scan_budget(settings: Settings) -> pii.ScanBudget:
+    """What one request may cost the PII scanner (number candidates: five per finding)."""
+    return pii.ScanBudget(
+        max_chars=settings.pii_max_scan_chars,
+        max_findings=settings.pii_max_findings,
+        max_candidates=settings.pii_max_findings * 5,
+    )
+
+
+async def scan_request(settings: Settings, prepared: Prepared, policy: Policy, size: int) -> None:
+    """The PII policy over the request, in a worker thread when the body is large."""
+    if policy.pii == "allow":
+        return
+    budget = scan_budget(settings)
+    if size <= settings.pii_thread_bytes:
+        scan_pii(prepared, policy, budget)
+        return
+    await anyio.to_thread.run_sync(scan_pii, prepared, policy, budget, limiter=_SCAN_THREADS)
 
 
 async def admit(call: Call, prepared: Prepared) -> None:
@@ -109,7 +147,7 @@ async def admit(call: Call, prepared: Prepared) -> None:
     if limits is None or not is_limited(limits):
         return
     if limits.tokens_per_minute:
-        texts = prompt_texts(prepared.body, prepared.api)
+        texts = model_texts(prepared.body)
         call.reserved_tokens = estimate_tokens(texts, prepared.output_limit, prepared.choices)
     call.rate = await call.ctx.store.rate_limits.admit(
         call.view.key.id, limits, call.reserved_tokens

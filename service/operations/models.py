@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from service.domain.access import Capability, parse_key, role_allows, secret_matches
 from service.domain.inference import route_model
+from service.domain.model_names import entry_admits
 from service.domain.policy import Policy
 from service.domain.pricing import is_tuned
 from service.errors import (
@@ -45,6 +46,14 @@ class Alias:
 def model_not_found(model: str, param: str = "model") -> NotFound:
     return NotFound(
         f"The model '{model}' does not exist or you do not have access to it.",
+        param=param,
+        code="model_not_found",
+    )
+
+
+def model_refused_by_policy(model: str, param: str = "model") -> NotFound:
+    return NotFound(
+        f"The model '{model}' is not in this organization's allowed_models policy.",
         param=param,
         code="model_not_found",
     )
@@ -96,7 +105,8 @@ async def get_model(ctx: Context, org_id: str, model_id: str) -> ModelInfo:
     if record is not None:
         return _tuned_info(record)
     org = await get_org(ctx.store, org_id)
-    if model_id in base_models(ctx, org.policy):
+    names = base_models(ctx, org.policy)
+    if model_id in names or any(entry_admits(name, model_id) for name in names):
         return ModelInfo(model_id, 0, BASE_OWNER)
     raise model_not_found(model_id)
 

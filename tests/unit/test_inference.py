@@ -12,6 +12,7 @@ from service.domain.inference import (
     prepare,
     prompt_texts,
     route_model,
+    scan_pii,
 )
 from service.domain.policy import Policy
 from service.errors import InvalidRequest
@@ -29,14 +30,17 @@ def chat(*contents: Any, **fields: Any) -> dict[str, Any]:
 
 
 def run(body: dict[str, Any], api: str = "chat", **policy: Any) -> Any:
-    return prepare(
+    rules = Policy(**policy)
+    prepared = prepare(
         check_body(body, api),  # type: ignore[arg-type]
         api,  # type: ignore[arg-type]
-        Policy(**policy),
+        rules,
         model=body["model"],
         org_id="org_a",
         user_key=KEY,
     )
+    scan_pii(prepared, rules)
+    return prepared
 
 
 # --- checks ------------------------------------------------------------------------------------
@@ -96,18 +100,24 @@ def test_redaction_covers_strings_and_text_parts() -> None:
         {"type": "text", "text": "mail bob@example.com"},
         {"type": "image_url", "image_url": {}},
     ]
-    prepared = run(chat("call 415-555-0123 please", parts))
+    prepared = run(chat("call 415-555-0123 please", parts), opaque_parts="allow")
     messages = prepared.body["messages"]
     assert messages[0]["content"] == "call [PHONE] please"
     assert messages[1]["content"][0]["text"] == "mail [EMAIL]"
     assert messages[1]["content"][1] == {"type": "image_url", "image_url": {}}
     assert prepared.pii_found == {"PHONE": 1, "EMAIL": 1}
+    with pytest.raises(InvalidRequest) as refused:
+        run(chat("call 415-555-0123 please", parts))
+    assert refused.value.code == "opaque_content_refused"
+    assert refused.value.param == "messages[1].content[1]"
 
 
 def test_redaction_covers_legacy_prompts() -> None:
-    body = {"model": "davinci-002", "prompt": ["ip 203.0.113.9", "plain", 7]}
-    prepared = run(body, "completions")
-    assert prepared.body["prompt"] == ["ip [IP_ADDRESS]", "plain", 7]
+    body = {"model": "davinci-002", "prompt": ["ip 203.0.113.9", "plain", ["deep 203.0.113.9"]]}
+    prepared = run(body, "completions", opaque_parts="allow")
+    assert prepared.body["prompt"] == ["ip [IP_ADDRESS]", "plain", ["deep [IP_ADDRESS]"]]
+    with pytest.raises(InvalidRequest, match="token ids"):
+        run({"model": "davinci-002", "prompt": [[1, 2, 3]]}, "completions")
     single = run({"model": "davinci-002", "prompt": "x bob@example.com"}, "completions")
     assert single.body["prompt"] == "x [EMAIL]"
 
@@ -121,7 +131,8 @@ def test_block_names_the_kinds_and_never_the_values() -> None:
     with pytest.raises(InvalidRequest) as caught:
         run(chat("bob@example.com", "card 4111 1111 1111 1111"), pii="block")
     error = caught.value
-    assert error.code == "pii_blocked" and error.param == "messages"
+    assert error.code == "pii_blocked" and error.param == "messages[0].content"
+    assert error.extra["envelope"]["pii_paths"] == ["messages[0].content", "messages[1].content"]
     assert "CREDIT_CARD" in error.message and "EMAIL" in error.message
     assert "bob@" not in error.message and "4111" not in error.message
 
