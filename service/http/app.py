@@ -10,9 +10,12 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme, Server
 from litestar.types import ASGIApp
 
+from service import __version__
+from service.http.bodies import GatewayRequest
 from service.http.controllers.admin import AdminController
 from service.http.controllers.aliases import AliasesController
 from service.http.controllers.audit import AuditController
+from service.http.controllers.docs import SWAGGER, DocsController
 from service.http.controllers.files import FilesController
 from service.http.controllers.health import HealthController
 from service.http.controllers.inference import InferenceController
@@ -30,11 +33,11 @@ from service.http.middleware import GatewayMiddleware
 from service.http.openapi import finish_document
 from service.operations.context import Context
 
-VERSION = "0.1.0"
+VERSION = __version__
 ROUTE_HANDLERS: list[Any] = [HealthController, AdminController, AuditController, FilesController]
 ROUTE_HANDLERS += [InferenceController, ModelsController, AliasesController, UsageController]
 ROUTE_HANDLERS += [JobsController, OpenAIWebhookController, WebhookDeliveriesController]
-ROUTE_HANDLERS += [SweepsController]
+ROUTE_HANDLERS += [SweepsController, DocsController]
 
 
 def openapi_config() -> OpenAPIConfig:
@@ -55,6 +58,7 @@ def openapi_config() -> OpenAPIConfig:
             }
         ),
         path="/openapi",
+        render_plugins=[SWAGGER],
         use_handler_docstrings=False,
     )
 
@@ -70,6 +74,7 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi_config(),
         request_max_body_size=ctx.settings.max_json_body_bytes,
+        request_class=GatewayRequest,
         on_shutdown=[*(on_shutdown or []), ctx.aclose],
         debug=False,
         logging_config=None,

@@ -90,6 +90,17 @@ class Readiness(BaseModel):
     workers: int
 
 
+class Index(BaseModel):
+    """What `/` answers: this service, and where to go next."""
+
+    name: Literal["tunegate"] = "tunegate"
+    version: str
+    links: dict[str, str] = Field(
+        description="`docs`: the OpenAPI UI; `openapi`: its document; `api`: the OpenAI-shaped "
+        "API base URL; `health`: liveness."
+    )
+
+
 class FileObject(BaseModel):
     """OpenAI's file object; `id` is tunegate's."""
 

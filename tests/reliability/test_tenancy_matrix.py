@@ -46,7 +46,7 @@ Request = Callable[[World], dict[str, Any]]
 ALL = frozenset(ROLES)
 MEMBERS = frozenset({"admin", "member"})
 ADMINS = frozenset({"admin"})
-DOCS = re.compile(r"^/openapi(/|$)")
+DOCS = re.compile(r"^/(openapi|docs)(/|$)")
 OPENAI_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"matrix-openai-webhook-secret").decode()
 
 
@@ -114,6 +114,7 @@ def operator_target(world: World, _client: httpx.Client) -> dict[str, str]:
 
 
 MATRIX: dict[tuple[str, str], Route] = {
+    ("GET", "/"): Route("public"),
     ("GET", "/health"): Route("public"),
     ("GET", "/ready"): Route("public"),
     ("GET", "/metrics"): Route("public"),
