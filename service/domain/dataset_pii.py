@@ -1,10 +1,11 @@
 """PII in dataset lines: finding it cheaply per line, and redacting it inside the JSON.
 
-Owns the scanning strategy. A line's string values (not its keys or JSON syntax) are joined
-and handed to the detector in one call, since the per-call cost dominates for short strings;
+Owns the scanning strategy. A line's strings, object keys included (a key can carry content:
+a tool parameter's name, a metadata label), are joined and handed to the detector in one call, since the per-call cost dominates for short strings;
 long strings already found clean (system prompts, tool definitions, repeated on most lines) are
 remembered in a bounded set and skipped. Redaction rewrites string values inside the parsed
-example, never the raw JSON text, where a placeholder could break an escape sequence. Lines
+example, never the raw JSON text, where a placeholder could break an escape sequence; a key
+that holds personal data is renamed to its redacted form. Lines
 that are not JSON at all are redacted as plain text.
 """
 
@@ -20,7 +21,7 @@ _REMEMBER_MAX_CHARS = 1_000_000
 
 
 def collect_strings(value: Any) -> list[str]:
-    """Every string value inside a parsed JSON value (keys excluded).
+    """Every string inside a parsed JSON value, object keys included.
 
     Iterative: JSON nests up to 1024 levels deep, past Python's recursion limit.
     """
@@ -31,6 +32,7 @@ def collect_strings(value: Any) -> list[str]:
         if isinstance(item, str):
             found.append(item)
         elif isinstance(item, dict):
+            found.extend(item)
             stack.extend(reversed(item.values()))
         elif isinstance(item, list):
             stack.extend(reversed(item))
@@ -72,7 +74,7 @@ class PiiScanner:
         return redacted
 
     def redact(self, value: Any, counts: Counter[str]) -> Any:
-        """A copy of a parsed JSON value with every string redacted (keys are left as they are)."""
+        """A copy of a parsed JSON value with every string redacted, keys included."""
         if isinstance(value, str):
             return self._redact_text(value, counts)
         if not isinstance(value, list | dict):
@@ -82,6 +84,8 @@ class PiiScanner:
         while pending:  # iterative, for the same reason as collect_strings
             source, target = pending.pop()
             for key, item in source.items() if isinstance(source, dict) else enumerate(source):
+                if isinstance(key, str):
+                    key = self._redact_text(key, counts)
                 if isinstance(item, str):
                     target[key] = self._redact_text(item, counts)
                 elif isinstance(item, list | dict):

@@ -306,6 +306,44 @@ def test_block_mode_reports_lines_and_kinds_never_values() -> None:
     assert stored == ten_with(PII_LINE)
 
 
+KEY_PII_LINE = messages(
+    {"role": "user", "content": "look me up"},
+    {
+        "role": "assistant",
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "lookup", "arguments": "{}"},
+            }
+        ],
+    },
+) | {
+    "tools": [
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"bob@example.com": {"type": "string"}},
+                },
+            },
+        }
+    ]
+}
+
+
+def test_pii_in_json_keys_is_found_and_redacted() -> None:
+    _, blocked = run(ten_with(KEY_PII_LINE), pii_mode="block")
+    assert error_lines(blocked) == {(3, "pii_detected")}
+    stored, report = run(ten_with(KEY_PII_LINE), pii_mode="redact")
+    line = orjson.loads(stored.split(b"\n")[2])
+    properties = line["tools"][0]["function"]["parameters"]["properties"]
+    assert list(properties) == ["[EMAIL]"]
+    assert report.pii.counts == {"EMAIL": 1}
+
+
 def test_allow_mode_stores_the_input_and_still_reports_pii() -> None:
     data = ten_with(PII_LINE)
     stored, report = run(data, pii_mode="allow")
