@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import AliasChoices
+
 from service.config import Settings, load_settings
 from service.logging import configure_logging, register_secrets
 
@@ -63,6 +65,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from service.domain.dataset_text import describe_report
     from service.domain.datasets import DatasetOptions, validate_file
 
     path = Path(args.file)
@@ -70,7 +73,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"tunegate: no such file: {path}", file=sys.stderr)
         return 2
     report = validate_file(path, DatasetOptions(model=args.model))
-    print(report.model_dump_json(indent=2))
+    print(report.model_dump_json(indent=2) if args.json else describe_report(report, path.name))
     return 0 if report.valid else 1
 
 
@@ -147,29 +150,77 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+# The settings each command reads (None: all of them), for its --help.
+COMMAND_SETTINGS: dict[str, tuple[str, ...] | None] = {
+    "serve": None,
+    "worker": None,
+    "sandbox-upstream": ("openai_api_key", "log_format", "log_level"),
+    "validate": (),
+    "admin": ("redis_url", "redis_namespace"),
+    "openapi": (),
+}
+
+
+def environment_help(names: tuple[str, ...] | None) -> str:
+    """The environment variables of `names` (None: every setting) and their defaults, as the
+    Settings class declares them."""
+    fields = Settings.model_fields
+    rows = []
+    for name in fields if names is None else names:
+        field = fields[name]
+        alias = field.validation_alias
+        variable = alias.choices[0] if isinstance(alias, AliasChoices) else name.upper()
+        default = "unset" if field.default is None else str(field.default) or "empty"
+        meaning = f" ({field.description})" if field.description else ""
+        rows.append(f"  {variable:<36} default: {default}{meaning}")
+    if not rows:
+        return "environment: none read"
+    return "environment:\n" + "\n".join(rows)
+
+
+def _command(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        epilog=environment_help(COMMAND_SETTINGS[name]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tunegate", description=__doc__)
+    from service import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="tunegate",
+        description=__doc__,
+        epilog=environment_help(None),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tunegate {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the HTTP service (embedded without REDIS_URL)")
+    serve = _command(sub, "serve", "run the HTTP service (embedded without REDIS_URL)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument(
         "--workers", type=int, default=1, help="processes sharing the port (needs REDIS_URL)"
     )
     serve.set_defaults(func=cmd_serve)
-    worker = sub.add_parser("worker", help="run an RQ worker with the scheduler")
+    worker = _command(sub, "worker", "run an RQ worker with the scheduler")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     worker.set_defaults(func=cmd_worker)
-    sandbox = sub.add_parser("sandbox-upstream", help="run the OpenAI-compatible sandbox")
+    sandbox = _command(sub, "sandbox-upstream", "run the OpenAI-compatible sandbox")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8090)
     sandbox.add_argument("--api-key", help="bearer key it accepts (default OPENAI_API_KEY)")
     sandbox.set_defaults(func=cmd_sandbox)
-    validate = sub.add_parser("validate", help="validate a fine-tuning dataset offline")
+    validate = _command(sub, "validate", "validate a fine-tuning dataset offline")
     validate.add_argument("file")
     validate.add_argument("--model", help="model to estimate cost and limits for")
+    validate.add_argument("--json", action="store_true", help="print the full report as JSON")
     validate.set_defaults(func=cmd_validate)
-    admin = sub.add_parser("admin", help="operator commands against REDIS_URL")
+    admin = _command(sub, "admin", "operator commands against REDIS_URL")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)
     create_org = admin_sub.add_parser("create-org")
     create_org.add_argument("name")
@@ -179,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     create_key.add_argument("--role", required=True, choices=["admin", "member", "inference"])
     create_key.add_argument("--name", default="cli")
     create_key.set_defaults(func=cmd_create_key)
-    openapi = sub.add_parser("openapi", help="write openapi/openapi.json")
+    openapi = _command(sub, "openapi", "write openapi/openapi.json")
     openapi.add_argument("--check", action="store_true", help="fail when the file is stale")
     openapi.add_argument("--output", default=str(OPENAPI_PATH))
     openapi.set_defaults(func=cmd_openapi)
