@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 from service.domain.access import Principal
+from service.domain.inference import route_model
 from service.domain.job_checks import CheckedJob, FileFacts, check_job_request
+from service.domain.job_policy import apply_job_policy
 from service.domain.job_request import MAX_SEED, JobRequest, fingerprint, parse_job_request
 from service.domain.jobs import JobEvent, is_terminal, transition, upstream_call
 from service.domain.pricing import is_tuned
@@ -120,7 +122,11 @@ async def check_request(ctx: Context, principal: Principal, request: JobRequest)
     validation = None
     if request.validation_file is not None:
         validation = await file_facts(ctx, org.id, request.validation_file, "validation_file")
-    return check_job_request(request, org.policy, ctx.prices, training, validation)
+    checked = check_job_request(request, org.policy, ctx.prices, training, validation)
+    tuned = {record.id: record for record in await ctx.store.models.list_models(org.id)}
+    aliases = await ctx.store.models.list_aliases(org.id)
+    route = partial(route_model, policy=org.policy, tuned=tuned, aliases=aliases)
+    return replace(checked, request=apply_job_policy(checked.request, org.policy, route))
 
 
 async def file_facts(ctx: Context, org_id: str, file_id: str, param: str) -> FileFacts:
