@@ -4,8 +4,9 @@ applies retention.
 It re-queues dataset hand-offs that no worker holds (a worker killed mid-upload lets its lock
 lapse), hands overdue fine-tuning jobs and lost callback attempts back to the workers
 (`job_runner.sweep_jobs`), wakes hyperparameter sweeps whose wake-up was lost
-(`sweep_schedule.requeue_overdue`), and deletes dataset bytes past the org's
-`dataset_retention_days`.
+(`sweep_schedule.requeue_overdue`), deletes dataset bytes past the org's
+`dataset_retention_days`, and makes the upstream hold exactly the dataset copies tunegate keeps
+(`upstream_files.reconcile`).
 Every worker process ticks once per interval; the first to claim the interval's tick in Redis
 queues the sweep. This does not depend on RQ's scheduler, whose lock a crashed worker holds
 for a minute.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import time
 
-from service.operations import job_runner, sweep_schedule, uploads
+from service.operations import job_runner, sweep_schedule, uploads, upstream_files
 from service.operations.audit import record_audit
 from service.operations.context import Context
 from service.store.files import FileRecord
@@ -42,11 +43,13 @@ async def sweep(ctx: Context) -> dict[str, int]:
     expired = await apply_retention(ctx)
     jobs = await job_runner.sweep_jobs(ctx)
     sweeps = await sweep_schedule.requeue_overdue(ctx)
+    copies = await upstream_files.reconcile(ctx)
     return {
         "requeued_uploads": requeued,
         "retention_deleted": expired,
         **jobs,
         "overdue_sweeps": sweeps,
+        **copies,
     }
 
 
@@ -88,7 +91,6 @@ def _bytes_deleted(record: FileRecord) -> FileRecord:
 
 async def _delete_bytes(ctx: Context, record: FileRecord, days: int) -> None:
     uploads.stored_path(ctx, record).unlink(missing_ok=True)
-    await ctx.store.files.remove_upstream_user(record)
     await uploads.release_upstream_copy(ctx, record)
     await ctx.store.files.update(record.id, _bytes_deleted)
     await record_audit(

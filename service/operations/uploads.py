@@ -1,10 +1,14 @@
 """Handing a stored dataset to the upstream, exactly once per org and content.
 
-Intent is recorded (`upload_attempts`) before the upload call; a retry first looks for its own
-copy upstream (by the name tunegate gives it) and uploads again only when there is none. Identical
-bytes within an org reuse one upstream copy, which is deleted when its last tunegate file goes.
-A per-file lock, renewed while the upload runs, keeps two workers from racing; it lapses two
-sweep intervals after its worker dies, and the sweeper re-queues the hand-off.
+Intent is recorded (`upload_attempts`, and `store.copies.begin_upload`) before the upload call;
+a retry first looks for its own copy upstream (by the name tunegate gives it) and uploads again
+only when there is none. Identical bytes within an org share one upstream copy, claimed and
+released atomically (`store.copies`) and deleted when its last tunegate file goes. A per-file
+lock and a per-content lock, renewed while the upload runs, keep two workers from racing (a file
+whose twin is being handed over waits for it, then claims its copy); they lapse two sweep
+intervals after their worker dies, and the sweeper re-queues the hand-off. Whatever still slips
+through (a late-landing twin of a retried upload, a crash between two steps) the sweeper's
+reconciliation deletes (`upstream_files`).
 
 A passing failure (a 429, a 5xx, a timeout, a lost connection) delays the hand-off, never fails
 the file: it is tried again after an exponential backoff (`domain.backoff`), however long the
@@ -51,11 +55,14 @@ def sweeper_retry_at(ctx: Context, seconds: float = 0.0) -> float:
 
 
 async def release_upstream_copy(ctx: Context, record: FileRecord) -> None:
-    """Delete the upstream copy once no tunegate file of the org uses it any more."""
-    upstream_id = record.upstream_id
-    if upstream_id is None or await ctx.store.files.copy_users(record.org_id, record.sha256):
-        return
-    await ctx.store.files.forget_upstream_copy(record.org_id, record.sha256)
+    """This file no longer uses the org's copy of its bytes: delete the copy upstream when it
+    was the last user."""
+    last = await ctx.store.copies.release(record.org_id, record.sha256, record.id)
+    if last is not None:
+        await queue_upstream_delete(ctx, last)
+
+
+async def queue_upstream_delete(ctx: Context, upstream_id: str) -> None:
     await ctx.queue.submit(
         "delete_upstream_file", upstream_id, job_id=f"delete-upstream-{upstream_id}", retries=4
     )
@@ -64,26 +71,44 @@ async def release_upstream_copy(ctx: Context, record: FileRecord) -> None:
 async def upload_to_upstream(ctx: Context, file_id: str) -> str:
     """Worker: make sure the upstream has this file, exactly once. Returns the outcome."""
     owner = uuid.uuid4().hex
-    lock = upload_lock(file_id)
     seconds = lock_seconds(ctx)
-    if not await ctx.store.files.acquire(lock, owner, seconds):
+    if not await ctx.store.files.acquire(upload_lock(file_id), owner, seconds):
         return "busy"
+    held = [upload_lock(file_id)]
     try:
+        record = await ctx.store.files.get(file_id)
+        if record is None or record.status != "uploaded":
+            return "nothing to do"
+        if not await ctx.store.files.acquire(copy_lock(record), owner, seconds):
+            await _wait_for_twin(ctx, record)
+            return "waiting for a twin"
+        held.append(copy_lock(record))
         async with anyio.create_task_group() as group:
-            group.start_soon(_keep_lock, ctx, lock, owner, seconds)
-            record = await ctx.store.files.get(file_id)
-            outcome = "nothing to do"
-            if record is not None and record.status == "uploaded":
-                outcome = await _hand_upstream(ctx, record)
+            group.start_soon(_keep_locks, ctx, held, owner, seconds)
+            outcome = await _hand_upstream(ctx, record)
             group.cancel_scope.cancel()
         return outcome
     finally:
         with anyio.CancelScope(shield=True):
-            await ctx.store.files.release(lock, owner)
+            for lock in reversed(held):
+                await ctx.store.files.release(lock, owner)
 
 
 def upload_lock(file_id: str) -> str:
     return f"upload:{file_id}"
+
+
+def copy_lock(record: FileRecord) -> str:
+    """Held while a file of the org with these bytes is handed over."""
+    return f"upload-copy:{record.org_id}:{record.sha256}"
+
+
+async def _wait_for_twin(ctx: Context, record: FileRecord) -> None:
+    """Another file with the same bytes is being handed over: try again shortly and claim
+    its copy then (the sweeper re-queues the file should this be lost)."""
+    delay = 0.5 + _jitter.random()
+    job_id = f"upload-{record.id}-w{uuid.uuid4().hex[:8]}"
+    await queue_upload(ctx, record.id, job_id=job_id, delay_seconds=delay)
 
 
 def lock_seconds(ctx: Context) -> int:
@@ -91,11 +116,12 @@ def lock_seconds(ctx: Context) -> int:
     return max(10, round(2 * ctx.settings.sweep_seconds))
 
 
-async def _keep_lock(ctx: Context, lock: str, owner: str, seconds: int) -> None:
-    """Hold the lock while this worker lives; it lapses soon after the worker dies."""
+async def _keep_locks(ctx: Context, locks: list[str], owner: str, seconds: int) -> None:
+    """Hold the locks while this worker lives; they lapse soon after the worker dies."""
     while True:
         await anyio.sleep(seconds / 3)
-        await ctx.store.files.refresh(lock, owner, seconds)
+        for lock in locks:
+            await ctx.store.files.refresh(lock, owner, seconds)
 
 
 async def _hand_upstream(ctx: Context, record: FileRecord) -> str:
@@ -104,10 +130,11 @@ async def _hand_upstream(ctx: Context, record: FileRecord) -> str:
         if upstream_id is None:
             if await ctx.store.files.update(record.id, _count_attempt) is None:
                 return "deleted meanwhile"
+            await ctx.store.copies.begin_upload(record.id, record.org_id)
             uploaded = await ctx.upstream.upload_file(
                 stored_path(ctx, record), filename=upstream_filename(record)
             )
-            upstream_id = str(uploaded.id)
+            upstream_id = await _record_copy(ctx, record, str(uploaded.id))
     except UpstreamError as error:
         if isinstance(error, UpstreamRejected) and not error.passing:
             await _mark_error(ctx, record, error.message)
@@ -127,9 +154,10 @@ def upstream_filename(record: FileRecord) -> str:
 
 
 async def _existing_copy(ctx: Context, record: FileRecord) -> str | None:
-    """An upstream copy to use instead of uploading: the org's copy of the same bytes, or this
-    file's own copy from an earlier attempt that died before recording it."""
-    shared = await ctx.store.files.upstream_copy(record.org_id, record.sha256)
+    """An upstream copy to use instead of uploading, claimed for this file: the org's copy of
+    the same bytes, or this file's own copy from an earlier attempt that died before recording
+    it."""
+    shared = await ctx.store.copies.claim(record.org_id, record.sha256, record.id)
     if shared is not None:
         try:
             await ctx.upstream.retrieve_file(shared)
@@ -137,11 +165,21 @@ async def _existing_copy(ctx: Context, record: FileRecord) -> str | None:
         except UpstreamRejected as error:
             if error.status != 404:
                 raise
-            await ctx.store.files.forget_upstream_copy(record.org_id, record.sha256)
+            await ctx.store.copies.forget(record.org_id, record.sha256, shared)
     if record.upload_attempts == 0:
         return None
     found = await ctx.upstream.find_file(upstream_filename(record))
-    return str(found.id) if found is not None else None
+    return await _record_copy(ctx, record, str(found.id)) if found is not None else None
+
+
+async def _record_copy(ctx: Context, record: FileRecord, upstream_id: str) -> str:
+    """Keep `upstream_id` as the org's copy of these bytes, or, should the org have one
+    already, use that and delete this surplus upload."""
+    kept = await ctx.store.copies.record(record.org_id, record.sha256, record.id, upstream_id)
+    if kept != upstream_id:
+        await ctx.store.copies.doom(upstream_id)
+        await queue_upstream_delete(ctx, upstream_id)
+    return kept
 
 
 async def _retry_later(ctx: Context, record: FileRecord, error: UpstreamError) -> None:
@@ -176,7 +214,6 @@ async def _mark_processed(ctx: Context, record: FileRecord, upstream_id: str) ->
 
     current = await ctx.store.files.update(record.id, processed)
     if current is None:  # deleted while uploading: leave no orphan upstream copy
-        record.upstream_id = upstream_id
         await release_upstream_copy(ctx, record)
         return "deleted meanwhile"
     if not marked:
@@ -214,8 +251,10 @@ async def _mark_error(ctx: Context, record: FileRecord, message: str) -> None:
 
 
 async def delete_upstream_file(ctx: Context, upstream_id: str) -> None:
+    """Delete a copy tunegate no longer uses (already gone counts as deleted)."""
     try:
         await ctx.upstream.delete_file(upstream_id)
     except UpstreamRejected as error:
         if error.status != 404:
             raise
+    await ctx.store.copies.deleted(upstream_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from service.store.audit import AuditRepository
 from service.store.base import close_redis, connect_redis
+from service.store.copies import CopyRepository
 from service.store.files import FileRepository
 from service.store.jobs import JobRepository
 from service.store.models import ModelRepository
@@ -29,6 +30,7 @@ class Store:
         self.audit = AuditRepository(self.redis)
         self.workers = WorkerRepository(self.redis)
         self.files = FileRepository(self.redis)
+        self.copies = CopyRepository(self.redis)
         self.models = ModelRepository(self.redis)
         self.rate_limits = RateLimitRepository(self.redis)
         self.usage = UsageRepository(self.redis, self.rate_limits)

@@ -1,8 +1,8 @@
-"""Dataset file records, their validation reports, and the org's upstream copies by content.
+"""Dataset file records and their validation reports (the upstream copies they share are
+`copies`').
 
 A record changes only through `update`, a compare-and-set that keeps in the same transaction the
-set of files waiting for the upstream (scored by when the sweeper may hand one over again) and,
-when a file is processed, the org's upstream copy of its bytes that identical files share.
+set of files waiting for the upstream (scored by when the sweeper may hand one over again).
 """
 
 from __future__ import annotations
@@ -63,9 +63,6 @@ class FileRepository(Repository):
                 pipe.zrem(keys.pending_uploads(), file_id)
             elif retry_at is not None:
                 pipe.zadd(keys.pending_uploads(), {file_id: retry_at}, xx=True)
-            if old.status != "processed" and new.status == "processed" and new.upstream_id:
-                pipe.set(keys.upstream_copy(new.org_id, new.sha256), new.upstream_id)
-                pipe.sadd(keys.upstream_copy_users(new.org_id, new.sha256), file_id)
 
         return await compare_and_set(
             self.redis, keys.file(file_id), FileRecord, change, write, f"File {file_id}"
@@ -100,24 +97,15 @@ class FileRepository(Repository):
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(keys.file(record.id), keys.file_report(record.id))
             pipe.zrem(keys.org_files(record.org_id), record.id)
-            pipe.srem(keys.upstream_copy_users(record.org_id, record.sha256), record.id)
             pipe.zrem(keys.pending_uploads(), record.id)
             await pipe.execute()
 
-    async def upstream_copy(self, org_id: str, sha256: str) -> str | None:
-        value: str | None = await self.redis.get(keys.upstream_copy(org_id, sha256))
-        return value
-
-    async def remove_upstream_user(self, record: FileRecord) -> None:
-        await self.redis.srem(keys.upstream_copy_users(record.org_id, record.sha256), record.id)
-
-    async def copy_users(self, org_id: str, sha256: str) -> int:
-        return int(await self.redis.scard(keys.upstream_copy_users(org_id, sha256)))
-
-    async def forget_upstream_copy(self, org_id: str, sha256: str) -> None:
-        await self.redis.delete(
-            keys.upstream_copy(org_id, sha256), keys.upstream_copy_users(org_id, sha256)
-        )
+    async def existing(self, file_ids: list[str]) -> set[str]:
+        """Those of `file_ids` that have a record."""
+        if not file_ids:
+            return set()
+        raws = await self.redis.mget([keys.file(file_id) for file_id in file_ids])
+        return {file_id for file_id, raw in zip(file_ids, raws, strict=True) if raw}
 
     async def acquire(self, name: str, owner: str, seconds: int) -> bool:
         return bool(await self.redis.set(keys.lock(name), owner, nx=True, ex=seconds))

@@ -62,6 +62,21 @@ def upstream_copy_users(org_id: str, sha256: str) -> str:
     return f"{PREFIX}org:{org_id}:upstream:{sha256}:users"
 
 
+def upstream_copies() -> str:
+    """Every upstream copy tunegate keeps: upstream file id -> `org_id|sha256`."""
+    return f"{PREFIX}upstream:copies"
+
+
+def upstream_uploading() -> str:
+    """Uploads recorded before their call and not yet settled: file id -> org id."""
+    return f"{PREFIX}upstream:uploading"
+
+
+def upstream_doomed() -> str:
+    """Upstream files tunegate no longer uses and has yet to delete."""
+    return f"{PREFIX}upstream:doomed"
+
+
 def lock(name: str) -> str:
     return f"{PREFIX}lock:{name}"
 
