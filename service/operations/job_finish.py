@@ -102,8 +102,9 @@ async def _usage(ctx: Context, record: JobRecord) -> None:
         key_id=record.key_id or "",
         model=f"fine-tuning:{record.base_model}",
         day=dt.datetime.now(dt.UTC).date().isoformat(),
-        prompt_tokens=record.trained_tokens,
+        prompt_tokens=0,
         completion_tokens=0,
+        trained_tokens=record.trained_tokens,
         cost_nanos=round(cost * NANOS),
         requests=0,
     )

@@ -4,8 +4,9 @@
 key, model and UTC day, with the estimated cost from the price table (tuned models at their
 tuned rates); the rate-limit correction (the tokens reserved before the call against what the
 upstream reported); and the call's audit record. Calls that finish together are written
-together (`CallRecorder`). `usage_report` sums the counters over a date range, grouped as
-asked.
+together (`CallRecorder`). Fine-tuning jobs count their training tokens apart, as
+`trained_tokens` under `fine-tuning:<base model>` (see `job_finish`). `usage_report` sums the
+counters over a date range, grouped as asked.
 """
 
 from __future__ import annotations
@@ -176,6 +177,7 @@ class UsageTotal:
     key_id: str | None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    trained_tokens: int = 0
     requests: int = 0
     cost_nanos: int = 0
 
@@ -229,6 +231,7 @@ async def usage_report(
         total = totals.setdefault(group, UsageTotal(*group))
         total.prompt_tokens += row.prompt_tokens
         total.completion_tokens += row.completion_tokens
+        total.trained_tokens += row.trained_tokens
         total.requests += row.requests
         total.cost_nanos += row.cost_nanos
     return [totals[group] for group in sorted(totals, key=lambda g: tuple(v or "" for v in g))]

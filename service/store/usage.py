@@ -19,7 +19,13 @@ from service.store.base import Repository
 from service.store.ratelimit import RateLimitRepository, queue_adjust
 
 RETENTION_DAYS = 400
-METRICS = {"p": "prompt_tokens", "c": "completion_tokens", "n": "requests", "$": "cost_nanos"}
+METRICS = {
+    "p": "prompt_tokens",
+    "c": "completion_tokens",
+    "t": "trained_tokens",
+    "n": "requests",
+    "$": "cost_nanos",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +38,7 @@ class UsageEntry:
     completion_tokens: int
     cost_nanos: int
     requests: int = 1
+    trained_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +55,7 @@ class UsageRow:
     model: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    trained_tokens: int = 0
     requests: int = 0
     cost_nanos: int = 0
 
@@ -95,6 +103,8 @@ def _count(pipe: Pipeline, entry: UsageEntry) -> None:
     prefix = f"{entry.key_id}|{entry.model}|"
     pipe.hincrby(name, prefix + "p", entry.prompt_tokens)
     pipe.hincrby(name, prefix + "c", entry.completion_tokens)
+    if entry.trained_tokens:
+        pipe.hincrby(name, prefix + "t", entry.trained_tokens)
     pipe.hincrby(name, prefix + "n", entry.requests)
     pipe.hincrby(name, prefix + "$", entry.cost_nanos)
 
@@ -111,6 +121,7 @@ def _merged(entries: list[UsageEntry]) -> list[UsageEntry]:
                 seen,
                 prompt_tokens=seen.prompt_tokens + entry.prompt_tokens,
                 completion_tokens=seen.completion_tokens + entry.completion_tokens,
+                trained_tokens=seen.trained_tokens + entry.trained_tokens,
                 cost_nanos=seen.cost_nanos + entry.cost_nanos,
                 requests=seen.requests + entry.requests,
             )

@@ -11,8 +11,8 @@ from typing import Any
 import openai
 import orjson
 import pytest
-import redis
 
+from service.queue import connect_sync_redis
 from tests.api.conftest import Gateway
 from tests.api.jobs_helpers import Tenant, tenant, upload, upstream_creates, wait_status
 from tests.support import wait_for
@@ -41,7 +41,7 @@ def finished(gateway: Gateway) -> Iterator[tuple[Tenant, str, str]]:
 
 def finished_steps(gateway: Gateway, job_id: str) -> dict[str, Any]:
     """The stored job once its finishing steps have all run."""
-    client = redis.Redis.from_url(gateway.settings.redis_url or "")
+    client = connect_sync_redis(gateway.settings.redis_url or "")
     try:
         job: dict[str, Any] = wait_for(
             lambda: (
@@ -156,7 +156,8 @@ def test_usage_and_audit_record_the_job(
         usage = client.get("/v1/usage", params={"group_by": "model"}).json()["data"]
         audit = client.get("/v1/audit", params={"action": "jobs"}).json()["data"]
     training = [row for row in usage if row["model"] == "fine-tuning:gpt-4o-mini-2024-07-18"]
-    assert training and training[0]["prompt_tokens"] == job.trained_tokens
+    assert training and training[0]["trained_tokens"] == job.trained_tokens
+    assert training[0]["prompt_tokens"] == training[0]["total_tokens"] == 0
     assert training[0]["cost"] > 0
     actions = {event["action"] for event in audit if event["resource_id"] == job_id}
     assert {"jobs.create", "jobs.submitted", "jobs.succeeded"} <= actions
@@ -167,7 +168,7 @@ def test_the_training_file_is_stamped_as_used(
 ) -> None:
     _, job_id, training = finished
     job = finished_steps(gateway, job_id)
-    client = redis.Redis.from_url(gateway.settings.redis_url or "")
+    client = connect_sync_redis(gateway.settings.redis_url or "")
     try:
         stored = orjson.loads(client.get(f"tg:file:{training}") or b"{}")
     finally:

@@ -53,6 +53,7 @@ def test_usage_sums_the_upstreams_usage_by_model_key_and_day(
     rows = eventually(lambda: (r := upstream.usage(admin_key)) and r[0]["requests"] == 4 and r)
     assert rows[0]["prompt_tokens"] == sum(t[0] for t in reported.values())
     assert rows[0]["completion_tokens"] == sum(t[1] for t in reported.values())
+    assert rows[0]["trained_tokens"] == 0  # training is counted apart, by the jobs
 
     by_model = {r["model"]: r for r in upstream.usage(admin_key, group_by="model")}
     assert set(by_model) == {"gpt-4o-mini", tuned_model}
@@ -89,6 +90,7 @@ def test_date_ranges(upstream: Proxy) -> None:
             "prompt_tokens": 0,
             "completion_tokens": 0,
             "total_tokens": 0,
+            "trained_tokens": 0,
             "requests": 0,
             "cost": 0.0,
         }

@@ -1,4 +1,5 @@
-"""Usage: `GET /v1/usage` — tokens, requests and estimated cost of the org's proxied calls."""
+"""Usage: `GET /v1/usage` — tokens, requests and estimated cost of the org's proxied calls and
+fine-tuning jobs."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, get
 from litestar.params import QueryParameter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from service.domain.access import Capability
 from service.http.auth import context_of, principal_of, require_org_key
@@ -28,7 +29,8 @@ class UsageRow(BaseModel):
     key_id: str | None = None
     prompt_tokens: int
     completion_tokens: int
-    total_tokens: int
+    total_tokens: int = Field(description="prompt_tokens plus completion_tokens.")
+    trained_tokens: int = Field(description="Tokens trained on by the org's fine-tuning jobs.")
     requests: int
     cost: float
 
@@ -49,6 +51,7 @@ def usage_row(total: UsageTotal) -> UsageRow:
         prompt_tokens=total.prompt_tokens,
         completion_tokens=total.completion_tokens,
         total_tokens=total.prompt_tokens + total.completion_tokens,
+        trained_tokens=total.trained_tokens,
         requests=total.requests,
         cost=total.cost,
     )
