@@ -91,6 +91,9 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+    caller_cache_seconds: float = Field(
+        default=1.0, gt=0, le=60, validation_alias=_env("TUNEGATE_CALLER_CACHE_SECONDS")
+    )
 
     @field_validator(
         "openai_api_key", "admin_token", "openai_webhook_secret", "secret_key", mode="before"

@@ -146,7 +146,7 @@ def build_gateway(settings: Settings, *, embedded_workers: int = 2) -> Gateway:
     closers.append(queue.close)
     ctx = Context(
         settings=settings,
-        store=Store(settings.redis_url),
+        store=Store(settings.redis_url, settings.caller_cache_seconds),
         queue=queue,
         upstream=Upstream.from_settings(settings),
     )

@@ -12,7 +12,7 @@ from service.store.base import close_redis, connect_redis
 from service.store.copies import CopyRepository
 from service.store.files import FileRepository
 from service.store.jobs import JobRepository
-from service.store.models import ModelRepository
+from service.store.models import VIEW_TTL_SECONDS, ModelRepository
 from service.store.ratelimit import RateLimitRepository
 from service.store.sweeps import SweepRepository
 from service.store.tenancy import TenancyRepository
@@ -24,14 +24,14 @@ __all__ = ["Store", "close_redis", "connect_redis"]
 
 
 class Store:
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, view_seconds: float = VIEW_TTL_SECONDS) -> None:
         self.redis = connect_redis(redis_url)
-        self.tenancy = TenancyRepository(self.redis)
+        self.models = ModelRepository(self.redis, view_seconds)
+        self.tenancy = TenancyRepository(self.redis, on_change=self.models.forget_org)
         self.audit = AuditRepository(self.redis)
         self.workers = WorkerRepository(self.redis)
         self.files = FileRepository(self.redis)
         self.copies = CopyRepository(self.redis)
-        self.models = ModelRepository(self.redis)
         self.rate_limits = RateLimitRepository(self.redis)
         self.usage = UsageRepository(self.redis, self.rate_limits)
         self.jobs = JobRepository(self.redis)
@@ -42,4 +42,5 @@ class Store:
         return await self.workers.ping()
 
     async def aclose(self) -> None:
+        await self.models.close()
         await close_redis(self.redis)

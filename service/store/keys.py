@@ -77,6 +77,11 @@ def upstream_doomed() -> str:
     return f"{PREFIX}upstream:doomed"
 
 
+def invalidations() -> str:
+    """The pub/sub channel naming an org whose keys, policy, models or aliases changed."""
+    return f"{PREFIX}invalidate"
+
+
 def lock(name: str) -> str:
     return f"{PREFIX}lock:{name}"
 

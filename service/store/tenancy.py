@@ -1,13 +1,22 @@
-"""Orgs and their keys. A key record holds the secret's hash, never the secret."""
+"""Orgs and their keys. A key record holds the secret's hash, never the secret.
+
+Every write also tells each process to drop its cached views of the org (`invalidation`), and
+drops them in this process before it returns (`on_change`), so a revoked key or a new policy
+holds from the next request here and within moments everywhere.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pydantic import BaseModel, Field
+from redis.asyncio import Redis
 
 from service.domain.access import Role
 from service.domain.policy import Policy
 from service.store import keys
 from service.store.base import Repository
+from service.store.invalidation import publish
 
 
 class OrgRecord(BaseModel):
@@ -30,11 +39,17 @@ class KeyRecord(BaseModel):
 
 
 class TenancyRepository(Repository):
+    def __init__(self, redis: Redis, on_change: Callable[[str], None] = lambda _: None) -> None:
+        super().__init__(redis)
+        self.on_change = on_change
+
     async def put_org(self, org: OrgRecord) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.org(org.id), org.model_dump_json())
             pipe.zadd(keys.orgs(), {org.id: org.created_at})
+            publish(pipe, org.id)
             await pipe.execute()
+        self.on_change(org.id)
 
     async def get_org(self, org_id: str) -> OrgRecord | None:
         raw = await self.redis.get(keys.org(org_id))
@@ -51,7 +66,9 @@ class TenancyRepository(Repository):
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.api_key(record.id), record.model_dump_json())
             pipe.zadd(keys.org_keys(record.org_id), {record.id: record.created_at})
+            publish(pipe, record.org_id)
             await pipe.execute()
+        self.on_change(record.org_id)
 
     async def get_key(self, key_id: str) -> KeyRecord | None:
         raw = await self.redis.get(keys.api_key(key_id))
