@@ -67,6 +67,18 @@ class Settings(BaseSettings):
     pii_thread_bytes: int = Field(
         default=32 * 1024, ge=0, validation_alias=_env("TUNEGATE_PII_THREAD_BYTES")
     )
+    http_limit_concurrency: int = Field(
+        default=1000, gt=0, validation_alias=_env("TUNEGATE_HTTP_LIMIT_CONCURRENCY")
+    )
+    http_keep_alive_seconds: int = Field(
+        default=5, gt=0, le=300, validation_alias=_env("TUNEGATE_HTTP_KEEP_ALIVE_SECONDS")
+    )
+    http_max_head_bytes: int = Field(
+        default=64 * 1024, ge=4096, validation_alias=_env("TUNEGATE_HTTP_MAX_HEAD_BYTES")
+    )
+    audit_retention_days: int = Field(
+        default=400, gt=0, validation_alias=_env("TUNEGATE_AUDIT_RETENTION_DAYS")
+    )
     upstream_timeout_seconds: float = Field(
         default=600.0, gt=0, validation_alias=_env("TUNEGATE_UPSTREAM_TIMEOUT")
     )

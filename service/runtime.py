@@ -157,6 +157,8 @@ def build_gateway(settings: Settings, *, embedded_workers: int = 2) -> Gateway:
 def serve(settings: Settings, workers: int = 1) -> None:
     import uvicorn
 
+    from service.serving import uvicorn_options
+
     if workers > 1:
         serve_processes(settings, workers)
         return
@@ -175,6 +177,7 @@ def serve(settings: Settings, workers: int = 1) -> None:
             log_config=None,
             access_log=False,
             lifespan="on",
+            **uvicorn_options(settings),
         )
     finally:
         gateway.close()
@@ -188,6 +191,8 @@ def serve_processes(settings: Settings, workers: int) -> None:
     `/metrics` counts the requests of the process that answers it.
     """
     import uvicorn
+
+    from service.serving import uvicorn_options
 
     if settings.embedded:
         print(
@@ -215,6 +220,7 @@ def serve_processes(settings: Settings, workers: int) -> None:
             log_config=None,
             access_log=False,
             lifespan="on",
+            **uvicorn_options(settings),
         )
     finally:
         for closer in reversed(closers):

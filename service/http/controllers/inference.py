@@ -17,6 +17,7 @@ from litestar.response import Stream
 from service.domain.inference import Api
 from service.errors import TunegateError
 from service.http.auth import bearer_token, context_of
+from service.http.bodies import check_json_depth
 from service.http.errors import status_and_type
 from service.operations import inference
 
@@ -34,7 +35,9 @@ async def proxy(request: Request[Any, Any, Any], api: Api) -> Response[Any]:
     client = request.client.host if request.client else None
     call = inference.Call(context_of(request), api, request.state.get("request_id"), client)
     try:
-        await inference.open_call(call, bearer_token(request), await request.body())
+        body = await request.body()
+        check_json_depth(body)
+        await inference.open_call(call, bearer_token(request), body)
         return await _answer(call)
     except TunegateError as error:
         await inference.fail(call, error, status_and_type(error)[0])
