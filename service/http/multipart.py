@@ -1,5 +1,9 @@
 """Streaming `multipart/form-data`: the file part goes to a sink in batches as it arrives, never
-whole in memory; small text fields are collected. Parsing is python-multipart's."""
+whole in memory; small text fields are collected. Parsing is python-multipart's.
+
+An upload needs only `purpose` besides the file, so what is held in memory is bounded: at most
+`MAX_FIELDS` other parts (400 past it), `MAX_FIELD_BYTES` each and `MAX_FIELDS_BYTES` together
+(413 past either), and `MAX_PART_HEAD_BYTES` of headers per part (400)."""
 
 from __future__ import annotations
 
@@ -9,9 +13,12 @@ from dataclasses import dataclass, field
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from service.errors import InvalidRequest
+from service.errors import InvalidRequest, PayloadTooLarge
 
 MAX_FIELD_BYTES = 64 * 1024
+MAX_FIELDS_BYTES = 64 * 1024
+MAX_FIELDS = 16
+MAX_PART_HEAD_BYTES = 16 * 1024
 BATCH_BYTES = 1 << 20
 
 
@@ -50,6 +57,9 @@ class _Collector:
         self.header_field = bytearray()
         self.header_value = bytearray()
         self.fields: dict[str, str] = {}
+        self.field_parts = 0
+        self.fields_bytes = 0
+        self.head_bytes = 0
         self.file_started: str | None = None
         self.filename: str | None = None
         self.pending = bytearray()
@@ -59,8 +69,8 @@ class _Collector:
     def callbacks(self) -> dict[str, Callable[..., None]]:
         return {
             "on_part_begin": self.on_part_begin,
-            "on_header_field": lambda d, s, e: self.header_field.extend(d[s:e]),
-            "on_header_value": lambda d, s, e: self.header_value.extend(d[s:e]),
+            "on_header_field": lambda d, s, e: self.on_head(self.header_field, d[s:e]),
+            "on_header_value": lambda d, s, e: self.on_head(self.header_value, d[s:e]),
             "on_header_end": self.on_header_end,
             "on_headers_finished": self.on_headers_finished,
             "on_part_data": self.on_part_data,
@@ -69,6 +79,16 @@ class _Collector:
 
     def on_part_begin(self) -> None:
         self.part = _Part()
+        self.head_bytes = 0
+
+    def on_head(self, into: bytearray, data: bytes) -> None:
+        self.head_bytes += len(data)
+        if self.head_bytes > MAX_PART_HEAD_BYTES:
+            raise InvalidRequest(
+                f"A multipart part has more than {MAX_PART_HEAD_BYTES} bytes of headers.",
+                code="invalid_multipart",
+            )
+        into.extend(data)
 
     def on_header_end(self) -> None:
         self.part.headers[bytes(self.header_field).lower()] = bytes(self.header_value)
@@ -87,15 +107,31 @@ class _Collector:
             self.filename = self.part.filename
             self.in_file = True
             self.events.append(("file", self.part.filename))
+            return
+        self.field_parts += 1
+        if self.field_parts > MAX_FIELDS:
+            raise InvalidRequest(
+                f"The upload has more than {MAX_FIELDS} form fields; send 'purpose' and the file.",
+                param=self.part.name,
+                code="too_many_fields",
+            )
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self.in_file:
             self.pending.extend(data[start:end])
             return
         self.part.value.extend(data[start:end])
+        self.fields_bytes += end - start
         if len(self.part.value) > MAX_FIELD_BYTES:
-            raise InvalidRequest(
-                f"Form field '{self.part.name}' is too long.", param=self.part.name
+            raise PayloadTooLarge(
+                f"Form field '{self.part.name}' is over {MAX_FIELD_BYTES} bytes.",
+                param=self.part.name,
+            )
+        if self.fields_bytes > MAX_FIELDS_BYTES:
+            raise PayloadTooLarge(
+                f"The upload's form fields are over {MAX_FIELDS_BYTES} bytes together; send "
+                "'purpose' and the file.",
+                param=self.part.name,
             )
 
     def on_part_end(self) -> None:
