@@ -2,8 +2,9 @@
 tuned models) from 50 concurrent clients to `tunegate serve --workers 2`, with no error and
 usage counters exactly equal to the sum of what the upstream reported.
 
-The served processes share the test gateway's Redis and sandbox run, so orgs, keys and tuned
-models made through the in-process gateway are theirs too. The clients speak HTTP/1.1 on raw
+The served processes share the test gateway's Redis (its in-process fakeredis, which this test
+alone puts on a loopback port) and sandbox run, so orgs, keys and tuned models made through the
+in-process gateway are theirs too. The clients speak HTTP/1.1 on raw
 asyncio streams, so the test measures the gateway rather than a client library.
 """
 
@@ -11,15 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from fakeredis import TcpFakeServer
 
+from service.embedded import embedded_server
 from tests.api.conftest import ADMIN_TOKEN, UPSTREAM_KEY
 from tests.api.proxy_helpers import Proxy, eventually, proxy, tuned_model, upstream
 from tests.support import free_port, stop_process, tunegate_process, wait_for
@@ -40,8 +45,28 @@ MODES: list[dict[str, Any]] = [
 def served(proxy: Proxy, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """The port of `tunegate serve --workers 2` in front of the proxy's Redis and upstream."""
     port, folder = free_port(), tmp_path_factory.mktemp("served")
+    with over_tcp(proxy.gateway.settings.redis_url or "") as redis_url:
+        yield from serve_two(proxy, port, folder, redis_url)
+
+
+@contextmanager
+def over_tcp(embedded_url: str) -> Iterator[str]:
+    """The gateway's embedded Redis on a loopback port, for the served processes."""
+    server = TcpFakeServer(("127.0.0.1", 0))
+    server.fake_server = embedded_server(embedded_url)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"redis://127.0.0.1:{server.server_address[1]}/0"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def serve_two(proxy: Proxy, port: int, folder: Path, redis_url: str) -> Iterator[int]:
     env = {
-        "REDIS_URL": proxy.gateway.settings.redis_url or "",
+        "REDIS_URL": redis_url,
         "TUNEGATE_ADMIN_TOKEN": ADMIN_TOKEN,
         "OPENAI_API_KEY": UPSTREAM_KEY,
         "OPENAI_BASE_URL": proxy.gateway.sandbox.base_url_for(proxy.run),

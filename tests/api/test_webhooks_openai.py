@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import redis
 from pydantic import SecretStr
 
 from service.domain.webhooks import sign_openai_webhook
+from service.queue import connect_sync_redis
 from service.sandbox import start_in_thread
 from tests.api.conftest import GATEWAY_RUN, Gateway, gateway_settings, running_gateway
 from tests.api.jobs_helpers import SLOW_SANDBOX, Tenant, tenant, upload, upstream_id_of, wait_status
@@ -61,7 +61,7 @@ def job_event(upstream_id: str, kind: str = "fine_tuning.job.succeeded") -> dict
 
 
 def due_at(gateway: Gateway, job_id: str) -> float:
-    client = redis.Redis.from_url(gateway.settings.redis_url or "")
+    client = connect_sync_redis(gateway.settings.redis_url or "")
     try:
         return float(orjson.loads(client.get(f"tg:job:{job_id}") or b"{}")["due_at"])
     finally:
