@@ -49,7 +49,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    run_worker(settings, burst=args.burst)
+    run_worker(settings, burst=args.burst, shutdown_timeout=args.shutdown_timeout)
     return 0
 
 
@@ -209,6 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     worker = _command(sub, "worker", "run an RQ worker with the scheduler")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=25.0,
+        help="seconds a SIGTERM or SIGINT leaves the task in hand before it is handed back "
+        "(default 25)",
+    )
     worker.set_defaults(func=cmd_worker)
     sandbox = _command(sub, "sandbox-upstream", "run the OpenAI-compatible sandbox")
     sandbox.add_argument("--host", default="127.0.0.1")

@@ -18,6 +18,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker, Worker
+from rq.exceptions import StopRequested
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
@@ -28,12 +29,19 @@ from service.operations import maintenance
 from service.queue import connect_sync_redis, queue_name
 from service.store import Store
 from workers import runtime
+from workers.shutdown import (
+    DEFAULT_TIMEOUT_SECONDS,
+    HAND_BACK_SECONDS,
+    Shutdown,
+    requeue_handed_back,
+)
 
 log = get_logger("tunegate.worker")
 HEARTBEAT_SECONDS = 10.0
 # RQ re-takes a dead worker's scheduler lock and retries abandoned jobs at maintenance time
 MAINTENANCE_SECONDS = 30
 REDIS_RETRY_CEILING_SECONDS = 5.0
+PUBSUB_WAIT_SECONDS = 1.0
 
 
 def _worker_name(kind: str) -> str:
@@ -112,10 +120,14 @@ def start_housekeeping(settings: Settings, name: str) -> BaseProcess:
     return process
 
 
-def run_worker(settings: Settings, *, burst: bool = False) -> None:
+def run_worker(
+    settings: Settings, *, burst: bool = False, shutdown_timeout: float = DEFAULT_TIMEOUT_SECONDS
+) -> None:
     """One worker process: forks a work horse per job; its housekeeping process runs the
-    scheduler for delayed jobs."""
+    scheduler for delayed jobs. Stops on SIGTERM or SIGINT within `shutdown_timeout`."""
     assert settings.redis_url is not None
+    shutdown = Shutdown(shutdown_timeout)
+    shutdown.install()
     runtime.configure(settings)
     connection = connect_sync_redis(settings.redis_url)
     queue = Queue(
@@ -125,47 +137,95 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
     housekeeping = start_housekeeping(settings, name)
     log.info("worker_started", worker=name, queue=queue.name)
     try:
-        while not _work(queue, name, burst=burst):
+        while not _work(queue, name, shutdown, burst=burst):
             log.warning("worker_lost_redis", worker=name)
-            _wait_for_redis(connection)
+            _wait_for_redis(connection, shutdown.requested)
             name = _worker_name("worker")
     finally:
         housekeeping.terminate()
-        housekeeping.join(timeout=5)
+        housekeeping.join(timeout=HAND_BACK_SECONDS / 2)
+        shutdown.finished.set()
+        log.info("worker_stopped", worker=name)
 
 
-def _work(queue: Queue, name: str, *, burst: bool) -> bool:
+def _work(queue: Queue, name: str, shutdown: Shutdown, *, burst: bool) -> bool:
     """Run an RQ worker; True when it stopped as asked (a signal, or burst mode), False when
     it quit on its own. RQ's worker quits when Redis goes away mid-job (a restart, a
     failover); the process must outlive that, so the caller starts a new one."""
-    worker = Worker(
+    if shutdown.requested.is_set():
+        return True
+    worker = ProcessWorker(
         [queue],
         connection=queue.connection,
         serializer=JSONSerializer,
         name=name,
         maintenance_interval=MAINTENANCE_SECONDS,
     )
+    shutdown.worker = worker
     try:
         worker.work(with_scheduler=False, burst=burst, logging_level="WARNING")
+    except StopRequested:  # the signal came before or after RQ's own loop
+        pass
     except RedisError:  # its teardown could not reach Redis either
         log.warning("worker_teardown_failed", worker=name, exc_info=True)
-    # a signal sets the shutdown date whether the worker was busy (it stops after the job) or
-    # idle (it stops at once, leaving `_stop_requested` unset)
-    return burst or worker._stop_requested or worker._shutdown_requested_date is not None
+    finally:
+        shutdown.worker = None
+    return burst or shutdown.requested.is_set()
 
 
-def _wait_for_redis(connection: Redis, ceiling: float = REDIS_RETRY_CEILING_SECONDS) -> None:
+def _wait_for_redis(
+    connection: Redis, stop: threading.Event, ceiling: float = REDIS_RETRY_CEILING_SECONDS
+) -> None:
     delay = 0.5
-    while True:
+    while not stop.is_set():
         try:
             connection.ping()
             return
         except RedisError:
-            time.sleep(delay)
+            stop.wait(delay)
             delay = min(ceiling, delay * 2)
 
 
-class ThreadWorker(SimpleWorker):
+class Responsive:
+    """Waits for work in one-second slices and for pub/sub commands a second at a time, so a
+    stop request is seen at once and its teardown never waits on RQ's pub/sub thread (RQ
+    listens a minute at a time, and joins that thread when it stops)."""
+
+    _stop_requested: bool
+
+    def subscribe(self) -> None:
+        self.pubsub = self.connection.pubsub()  # type: ignore[attr-defined]
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})  # type: ignore[attr-defined]
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=PUBSUB_WAIT_SECONDS,
+            daemon=True,
+            exception_handler=self._pubsub_exception_handler,  # type: ignore[attr-defined]
+        )
+
+    def dequeue_job_and_maintain_ttl(self, timeout: Any, max_idle_time: Any = None) -> Any:
+        while not self._stop_requested:
+            result = super().dequeue_job_and_maintain_ttl(1, max_idle_time=1)  # type: ignore[misc]
+            if result is not None:
+                return result
+        return None
+
+
+class ProcessWorker(Responsive, Worker):
+    """RQ's forking worker; signals are `Shutdown`'s, and a task it hands back is queued again."""
+
+    handed_back_job_id: str | None = None
+
+    def _install_signal_handlers(self) -> None:
+        return None
+
+    def handle_job_failure(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> None:
+        super().handle_job_failure(job, queue, *args, **kwargs)
+        if job.id == self.handed_back_job_id:
+            self.handed_back_job_id = None
+            requeue_handed_back(job)
+
+
+class ThreadWorker(Responsive, SimpleWorker):
     """Runs jobs in its own thread: no fork, no signal handlers (only the main thread may)."""
 
     death_penalty_class = TimerDeathPenalty
@@ -194,14 +254,6 @@ class ThreadWorker(SimpleWorker):
     def request_stop(self) -> None:
         """Finish the task in hand, then stop (the thread has no signals to receive)."""
         self._stop_requested = True
-
-    def dequeue_job_and_maintain_ttl(self, timeout: Any, max_idle_time: Any = None) -> Any:
-        """Wait for a job in one-second slices so a stop request is seen promptly."""
-        while not self._stop_requested:
-            result = super().dequeue_job_and_maintain_ttl(1, max_idle_time=1)
-            if result is not None:
-                return result
-        return None
 
 
 def _scheduler_loop(settings: Settings, stop: threading.Event) -> None:
