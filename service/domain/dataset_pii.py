@@ -1,12 +1,12 @@
 """PII in dataset lines: finding it cheaply per line, and redacting it inside the JSON.
 
 Owns the scanning strategy. A line's strings, object keys included (a key can carry content:
-a tool parameter's name, a metadata label), are joined and handed to the detector in one call, since the per-call cost dominates for short strings;
-long strings already found clean (system prompts, tool definitions, repeated on most lines) are
-remembered in a bounded set and skipped. Redaction rewrites string values inside the parsed
-example, never the raw JSON text, where a placeholder could break an escape sequence; a key
-that holds personal data is renamed to its redacted form. Lines
-that are not JSON at all are redacted as plain text.
+a tool parameter's name, a metadata label), are joined and handed to the detector in one call,
+since the per-call cost dominates for short strings; long strings already found clean (system
+prompts, tool definitions, repeated on most lines) are remembered in a bounded set and skipped.
+Redaction rewrites strings inside the parsed example, never the raw JSON text, where a
+placeholder could break an escape sequence; a key that holds personal data is renamed to its
+redacted form. Lines that are not JSON at all are redacted as plain text.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ Span = tuple[int, int]
 # four digits, so shorter runs are not worth a match object.
 _DIGIT_RUN = re.compile(r"[0-9][0-9 ().:/+\-]{2,}[0-9]", re.ASCII)
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_SEPARATORS = str.maketrans("", "", " ().:/+-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,12 +31,8 @@ class Finding:
     end: int
 
 
-@dataclass(frozen=True, slots=True)
-class _DigitRun:
-    start: int
-    end: int
-    digits: int
-    dotted: bool
+# A run of digits and separators: (start, end, how many digits, whether it has a dot).
+_DigitRun = tuple[int, int, int, bool]
 
 
 def merge_windows(spans: Iterable[Span], before: int, after: int, limit: int) -> list[Span]:
@@ -94,7 +91,7 @@ class Text:
             text = self.value
             if any(digit in text for digit in "0123456789"):
                 self._runs = [
-                    _DigitRun(m.start(), m.end(), sum(map(str.isdigit, m.group())), "." in m[0])
+                    (m.start(), m.end(), len(m[0].translate(_SEPARATORS)), "." in m[0])
                     for m in _DIGIT_RUN.finditer(text)
                 ]
             else:
@@ -115,9 +112,9 @@ class Text:
         merged where they overlap, or one per run; with `slice_at`, runs longer than that are
         cut into overlapping slices so no window grows with the text."""
         runs: Iterable[Span] = (
-            (run.start, run.end)
-            for run in self._digit_runs()
-            if run.digits >= min_digits and (run.dotted or not dotted)
+            (start, end)
+            for start, end, digits, has_dot in self._digit_runs()
+            if digits >= min_digits and (has_dot or not dotted)
         )
         if slice_at is not None:
             runs = slice_spans(runs, slice_at, slice_at // 2)
