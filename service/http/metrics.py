@@ -18,6 +18,12 @@ class Metrics:
             ["route", "method", "status"],
             registry=self.registry,
         )
+        self.unmatched = Counter(
+            "tunegate_http_unmatched_requests",
+            "Requests no route matched (counted here, never written to the audit trail).",
+            ["method"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "tunegate_http_request_duration_seconds",
             "HTTP request latency by route template and method.",

@@ -5,6 +5,11 @@ back and bound into every log line. Every mutating call and every denied call is
 once, when the response starts — handlers only add the resource id and details through
 `request.state`. Routes that audit themselves (streams that know their token usage only at the
 end) opt out with `opt={"audit": "self"}`.
+
+A record goes to the stream of the org that made the call, or that the operator acted on (an org
+the path names, unless the call found nothing there). A caller who did not authenticate names
+no stream: whatever the path says, its record goes to the gateway's own. A request no route
+matches is not recorded at all, only counted (`tunegate_http_unmatched_requests_total`).
 """
 
 from __future__ import annotations
@@ -46,11 +51,20 @@ def _client(scope: Scope) -> str | None:
 
 def _should_audit(scope: Scope, status: int) -> bool:
     handler = scope.get("route_handler")
-    if handler is not None and handler.opt.get("audit") == "self":
-        return False
-    if handler is not None and handler.opt.get("audit") == "never":
+    if handler is None or handler.opt.get("audit") in ("self", "never"):
         return False
     return scope["method"] in _MUTATING or status in _DENIED
+
+
+def _audit_org(scope: Scope, status: int) -> str | None:
+    """The org whose stream gets the record; None: the caller's own org, else the gateway's."""
+    state: dict[str, Any] = scope["state"]
+    if state.get("audit_org_id"):  # set by a handler, or by auth for a real but revoked key
+        return str(state["audit_org_id"])
+    principal = state.get("principal")
+    if principal is not None and principal.is_operator and status != 404:
+        return (scope.get("path_params") or {}).get("org_id")
+    return None
 
 
 def _action(scope: Scope) -> str:
@@ -95,6 +109,8 @@ class GatewayMiddleware:
             elapsed = time.perf_counter() - started
             route = scope.get("path_template") or "unmatched"
             self.metrics.observe(route, scope["method"], status, elapsed)
+            if scope.get("route_handler") is None:
+                self.metrics.unmatched.labels(scope["method"]).inc()
             log.info(
                 "request",
                 method=scope["method"],
@@ -106,14 +122,13 @@ class GatewayMiddleware:
 
     async def _audit(self, scope: Scope, status: int, request_id: str) -> None:
         state: dict[str, Any] = scope["state"]
-        path_params = scope.get("path_params") or {}
         try:
             await record_audit(
                 self.ctx.store,
                 principal=state.get("principal"),
                 action=_action(scope),
                 outcome=outcome_for_status(status),
-                org_id=state.get("audit_org_id") or path_params.get("org_id"),
+                org_id=_audit_org(scope, status),
                 resource_id=state.get("audit_resource_id"),
                 request_id=request_id,
                 status=status,

@@ -5,8 +5,9 @@ It re-queues dataset hand-offs that no worker holds (a worker killed mid-upload 
 lapse), hands overdue fine-tuning jobs and lost callback attempts back to the workers
 (`job_runner.sweep_jobs`), wakes hyperparameter sweeps whose wake-up was lost
 (`sweep_schedule.requeue_overdue`), deletes dataset bytes past the org's
-`dataset_retention_days`, and makes the upstream hold exactly the dataset copies tunegate keeps
-(`upstream_files.reconcile`).
+`dataset_retention_days`, makes the upstream hold exactly the dataset copies tunegate keeps
+(`upstream_files.reconcile`), and trims audit records older than `TUNEGATE_AUDIT_RETENTION_DAYS`
+(each trim itself audited, in the stream it trimmed).
 Every worker process ticks once per interval; the first to claim the interval's tick in Redis
 queues the sweep. This does not depend on RQ's scheduler, whose lock a crashed worker holds
 for a minute.
@@ -44,12 +45,14 @@ async def sweep(ctx: Context) -> dict[str, int]:
     jobs = await job_runner.sweep_jobs(ctx)
     sweeps = await sweep_schedule.requeue_overdue(ctx)
     copies = await upstream_files.reconcile(ctx)
+    trimmed = await trim_audit(ctx)
     return {
         "requeued_uploads": requeued,
         "retention_deleted": expired,
         **jobs,
         "overdue_sweeps": sweeps,
         **copies,
+        "audit_trimmed": trimmed,
     }
 
 
@@ -77,6 +80,29 @@ async def apply_retention(ctx: Context, now: float | None = None) -> int:
                 await _delete_bytes(ctx, record, days)
                 deleted += 1
     return deleted
+
+
+async def trim_audit(ctx: Context, now: float | None = None) -> int:
+    """Drop audit records past the retention; a record of each trim goes to the trimmed org's
+    stream (to the gateway's for a stream of no org: one a caller named before ids were
+    checked)."""
+    days = ctx.settings.audit_retention_days
+    cutoff = (time.time() if now is None else now) - days * DAY_SECONDS
+    removed = await ctx.store.audit.trim_before(cutoff)
+    orgs = {org.id for org in await ctx.store.tenancy.list_orgs()} if removed else set()
+    for org_id, count in removed.items():
+        details: dict[str, object] = {"retention_days": days, "removed": count}
+        if org_id is not None and org_id not in orgs:
+            org_id, details = None, {**details, "stream": org_id}
+        await record_audit(
+            ctx.store,
+            principal=None,
+            org_id=org_id,
+            action="audit.trimmed",
+            outcome="success",
+            details=details,
+        )
+    return sum(removed.values())
 
 
 def _expired(record: FileRecord, days: int, now: float) -> bool:

@@ -1,7 +1,8 @@
 """The audit trail: one Redis Stream per org, append-only, read newest first with a cursor.
 
 Stream entry ids are `<ms>-<seq>`, so a time range maps straight onto an id range and the last id
-of a page is the cursor for the next one.
+of a page is the cursor for the next one, and retention is `XTRIM MINID` (entries older than a
+time go) on every audit stream.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from service.store.base import UNREACHABLE, Repository
 SCAN_BATCH = 500
 SCAN_LIMIT = 20_000
 FIRST_STREAM_ID = "0-0"
+GATEWAY_STREAM = "_gateway"  # `keys.audit(None)`: what no org owns
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,20 @@ class AuditRepository(Repository):
                 return AuditPage(found, None)
             high = _exclusive(batch[-1][0])
         return AuditPage(found, high[1:])
+
+    async def trim_before(self, seconds: float) -> dict[str | None, int]:
+        """Drop every audit entry older than `seconds` (Unix time); how many went, by org (None:
+        the gateway's own stream), for the streams that lost any."""
+        pattern = keys.audit("*")
+        stream_prefix = pattern[:-1]
+        minid = f"{_stream_ms(seconds)}-0"
+        removed: dict[str | None, int] = {}
+        async for stream in self.redis.scan_iter(match=pattern, _type="stream"):
+            count = int(await self.redis.xtrim(stream, minid=minid, approximate=False))
+            if count:
+                org_id = stream.removeprefix(stream_prefix)
+                removed[None if org_id == GATEWAY_STREAM else org_id] = count
+        return removed
 
     async def export(self, org_id: str, filters: AuditFilter) -> AsyncIterator[AuditEvent]:
         """Oldest first, every matching entry, read in batches."""
