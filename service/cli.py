@@ -27,8 +27,10 @@ def _settings_with_logging() -> Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from service.runtime import serve
+    from service.startup import check_service
 
     settings = _settings_with_logging()
+    check_service(settings)
     overrides: dict[str, Any] = {}
     if args.host:
         overrides["host"] = args.host
@@ -39,6 +41,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from service.startup import check_service
     from workers.main import run_worker
 
     settings = _settings_with_logging()
@@ -49,6 +52,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    check_service(settings)
     run_worker(settings, burst=args.burst, shutdown_timeout=args.shutdown_timeout)
     return 0
 
@@ -67,17 +71,21 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from service.domain.dataset_text import describe_report
     from service.domain.datasets import DatasetOptions, validate_file
+    from service.startup import check_prices
 
     path = Path(args.file)
     if not path.is_file():
         print(f"tunegate: no such file: {path}", file=sys.stderr)
         return 2
-    report = validate_file(path, DatasetOptions(model=args.model))
+    prices = check_prices(load_settings())
+    report = validate_file(path, DatasetOptions(model=args.model, prices=prices))
     print(report.model_dump_json(indent=2) if args.json else describe_report(report, path.name))
     return 0 if report.valid else 1
 
 
 def _admin(operation: Callable[[Any], Any]) -> Any:
+    from service.errors import TunegateError
+    from service.startup import check_redis
     from service.store import Store, keys
 
     settings = load_settings()
@@ -89,6 +97,7 @@ def _admin(operation: Callable[[Any], Any]) -> Any:
             file=sys.stderr,
         )
         raise SystemExit(2)
+    check_redis(settings)
 
     async def run() -> Any:
         store = Store(settings.redis_url or "")
@@ -97,7 +106,11 @@ def _admin(operation: Callable[[Any], Any]) -> Any:
         finally:
             await store.aclose()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except TunegateError as error:  # an unknown org, say: the operator's mistake, not a crash
+        print(f"tunegate: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def cmd_create_org(args: argparse.Namespace) -> int:

@@ -34,6 +34,23 @@ def connect_sync_redis(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
 
 
+def redis_problem(url: str, timeout: float = 5.0) -> str | None:
+    """Why the Redis at `url` does not answer a PING, or None when it does."""
+    if is_embedded_url(url):
+        return None
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    except ValueError as error:  # a URL redis-py cannot parse
+        return str(error)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as error:
+        return str(error) or type(error).__name__
+    finally:
+        client.close()
+    return None
+
+
 class TaskQueue:
     def __init__(self, redis_url: str, namespace: str = "") -> None:
         self.connection = connect_sync_redis(redis_url)
