@@ -12,7 +12,7 @@ RULES = {
     "openai": ("service/upstream.py",),
     "litestar": ("service/http/", "service/sandbox/"),
     "redis": ("service/store/", "service/queue.py", "service/embedded.py", "workers/main.py"),
-    "rq": ("service/queue.py", "workers/main.py"),
+    "rq": ("service/queue.py", "workers/main.py", "workers/shutdown.py"),
     "fakeredis": ("service/embedded.py",),
 }
 DOMAIN_FORBIDDEN = {"openai", "litestar", "redis", "rq", "fakeredis", "httpx", "httpx2", "uvicorn"}
