@@ -5,6 +5,7 @@ Built once in `main()` (or by a test) and passed down; nothing reads the environ
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Literal
@@ -154,10 +155,37 @@ def describe_error(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+SECRET_FILE_VARIABLES = (
+    "OPENAI_API_KEY",
+    "TUNEGATE_ADMIN_TOKEN",
+    "TUNEGATE_SECRET_KEY",
+    "OPENAI_WEBHOOK_SECRET",
+)
+
+
+def secrets_from_files() -> dict[str, str]:
+    """`<NAME>_FILE` variants of the secrets: read from a file (Docker, Kubernetes secrets)."""
+    found: dict[str, str] = {}
+    for name in SECRET_FILE_VARIABLES:
+        path = os.environ.get(f"{name}_FILE")
+        if not path:
+            continue
+        if os.environ.get(name):
+            raise ValueError(f"{name}_FILE: set {name} or {name}_FILE, not both")
+        try:
+            found[name] = Path(path).read_text().strip()
+        except OSError as error:
+            raise ValueError(f"{name}_FILE: cannot read {path} ({error.strerror})") from None
+    return found
+
+
 def load_settings() -> Settings:
     """Settings from the environment, or exit with one clear line."""
     try:
-        return Settings()
+        return Settings(**secrets_from_files())
     except ValidationError as error:
-        print(f"tunegate: configuration error: {describe_error(error)}", file=sys.stderr)
-        raise SystemExit(2) from None
+        problem = describe_error(error)
+    except ValueError as error:
+        problem = str(error)
+    print(f"tunegate: configuration error: {problem}", file=sys.stderr)
+    raise SystemExit(2)
