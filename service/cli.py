@@ -149,6 +149,16 @@ def render_openapi() -> str:
     return json.dumps(openapi_document(app), indent=2, sort_keys=True) + "\n"
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    from service.probe import check
+
+    problem = check(load_settings(), args.role, args.port)
+    if problem is not None:
+        print(f"tunegate: unhealthy: {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_openapi(args: argparse.Namespace) -> int:
     rendered = render_openapi()
     path = Path(args.output)
@@ -171,6 +181,7 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...] | None] = {
     "validate": (),
     "admin": ("redis_url", "redis_namespace"),
     "openapi": (),
+    "health": ("redis_url", "redis_namespace", "port"),
 }
 
 
@@ -250,6 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     create_key.add_argument("--role", required=True, choices=["admin", "member", "inference"])
     create_key.add_argument("--name", default="cli")
     create_key.set_defaults(func=cmd_create_key)
+    health = _command(sub, "health", "exit 0 when this container's role is healthy")
+    health.add_argument(
+        "--role",
+        choices=["serve", "worker", "sandbox-upstream"],
+        help="default: the tunegate command the container runs as process 1",
+    )
+    health.add_argument("--port", type=int, help="serve or sandbox-upstream port to probe")
+    health.set_defaults(func=cmd_health)
     openapi = _command(sub, "openapi", "write openapi/openapi.json")
     openapi.add_argument("--check", action="store_true", help="fail when the file is stale")
     openapi.add_argument("--output", default=str(OPENAPI_PATH))

@@ -14,13 +14,20 @@ from service.domain.access import (
     secret_matches,
 )
 from service.domain.policy import Policy, apply_policy_patch
+from service.domain.webhook_targets import Network
 from service.errors import AuthenticationFailed, NotFound
 from service.ids import new_id
+from service.operations.webhook_destinations import check_policy
 from service.store import Store
 from service.store.tenancy import KeyRecord, OrgRecord
 
 
-async def create_org(store: Store, name: str, policy: Policy | None) -> OrgRecord:
+async def create_org(
+    store: Store, name: str, policy: Policy | None, *, networks: tuple[Network, ...] = ()
+) -> OrgRecord:
+    """`networks`: private networks the org's callbacks may reach besides public addresses."""
+    if policy is not None:
+        await check_policy(policy, networks)
     org = OrgRecord(
         id=new_id("org_"), name=name, policy=policy or Policy(), created_at=int(time.time())
     )
@@ -43,17 +50,23 @@ async def get_org(store: Store, org_id: str) -> OrgRecord:
     return org
 
 
-async def replace_policy(store: Store, org_id: str, policy: Policy) -> OrgRecord:
+async def replace_policy(
+    store: Store, org_id: str, policy: Policy, *, networks: tuple[Network, ...] = ()
+) -> OrgRecord:
     org = await get_org(store, org_id)
+    await check_policy(policy, networks)
     org.policy = policy
     await store.tenancy.put_org(org)
     return org
 
 
-async def patch_policy(store: Store, org_id: str, patch: Any) -> OrgRecord:
+async def patch_policy(
+    store: Store, org_id: str, patch: Any, *, networks: tuple[Network, ...] = ()
+) -> OrgRecord:
     """Apply a JSON merge patch to the org's policy; the result replaces it as PUT would."""
     org = await get_org(store, org_id)
-    return await replace_policy(store, org_id, apply_policy_patch(org.policy, patch))
+    policy = apply_policy_patch(org.policy, patch)
+    return await replace_policy(store, org_id, policy, networks=networks)
 
 
 async def create_key(

@@ -5,10 +5,12 @@ Callbacks: when a job ends, one delivery is recorded (its id fixed by the job an
 state, so it is made once) with the exact body every attempt sends: OpenAI-style
 `{"object": "event", "id", "type", "created_at", "data": <the job object>}`. Each attempt is
 signed afresh with the org's secret (`domain.webhooks.delivery_headers`), sent from a worker with
-a short timeout, and kept on the delivery; failures are retried on the domain's schedule
-(exponential, jittered, over a day; `TUNEGATE_WEBHOOK_RETRY_SCALE` shrinks it for tests) until a
-2xx or a 410. The sweeper re-queues attempts whose task was lost. The secret is the operator's to
-rotate (`rotate_webhook_secret`); it is returned once and never logged or shown again.
+a short timeout to the address `webhook_destinations` checked just before (a destination no
+longer allowed ends the delivery), and kept on the delivery; failures are retried on the
+domain's schedule (exponential, jittered, over a day; `TUNEGATE_WEBHOOK_RETRY_SCALE` shrinks it
+for tests) until a 2xx or a 410. The sweeper re-queues attempts whose task was lost. The secret
+is the operator's to rotate (`rotate_webhook_secret`); it is returned once and never logged or
+shown again.
 
 OpenAI's webhooks, verified with `OPENAI_WEBHOOK_SECRET`, only make the job due at once: the
 poll that follows reads the upstream, so a forged or replayed event can do no more than that.
@@ -27,6 +29,7 @@ import httpx
 
 from service.domain import webhooks as signing
 from service.domain.access import Principal
+from service.domain.webhook_targets import Network
 from service.errors import AuthenticationFailed
 from service.logging import get_logger
 from service.operations import job_schedule
@@ -34,6 +37,7 @@ from service.operations.audit import record_audit
 from service.operations.context import Context
 from service.operations.job_views import job_json
 from service.operations.tenancy import get_org
+from service.operations.webhook_destinations import DestinationRefused, check_destination
 from service.store import Store
 from service.store.jobs import JobRecord
 from service.store.webhooks import DeliveryAttempt, DeliveryRecord
@@ -133,16 +137,17 @@ async def _attempt(ctx: Context, delivery: DeliveryRecord) -> str:
     secret = org.webhook_secret if org is not None else None
     number = len(delivery.attempts) + 1
     started = time.perf_counter()
-    status, error, retry_after = None, NO_SECRET, None
+    status, error, retry_after, refused = None, NO_SECRET, None, False
     if secret is not None:
-        status, error, retry_after = await _post(delivery, secret)
+        networks = ctx.settings.webhook_networks
+        status, error, retry_after, refused = await _post(delivery, secret, networks)
     duration = round((time.perf_counter() - started) * 1000)
     delivery.attempts.append(
         DeliveryAttempt(
             attempt=number, at=time.time(), status_code=status, error=error, duration_ms=duration
         )
     )
-    _decide(ctx, delivery, status, retry_after, give_up=secret is None)
+    _decide(ctx, delivery, status, retry_after, give_up=secret is None or refused)
     await ctx.store.webhooks.put(delivery)
     if delivery.status == "pending":
         await _queue_attempt(ctx, delivery)
@@ -152,18 +157,32 @@ async def _attempt(ctx: Context, delivery: DeliveryRecord) -> str:
 
 
 async def _post(
-    delivery: DeliveryRecord, secret: str
-) -> tuple[int | None, str | None, float | None]:
+    delivery: DeliveryRecord, secret: str, networks: tuple[Network, ...]
+) -> tuple[int | None, str | None, float | None, bool]:
+    """One attempt: (status, error, retry-after, refused for good)."""
+    try:
+        destination = await check_destination(delivery.url, networks)
+    except DestinationRefused as refused:
+        return None, f"Destination refused: {refused.message}", None, refused.lasting
     body = delivery.body.encode()
     headers = signing.delivery_headers(
         secret.encode(), delivery.event_id, delivery.event_type, int(time.time()), body
     )
+    url = httpx.URL(delivery.url)
+    headers["Host"] = url.netloc.decode("ascii")
+    tls = {"sni_hostname": url.host} if url.scheme == "https" else {}
     try:
         async with httpx.AsyncClient(timeout=DELIVERY_TIMEOUT_SECONDS) as client:
-            response = await client.post(delivery.url, content=body, headers=headers)
+            response = await client.post(
+                url.copy_with(host=destination.address),
+                content=body,
+                headers=headers,
+                extensions=tls,
+            )
     except httpx.HTTPError as failure:
-        return None, type(failure).__name__, None
-    return response.status_code, None, _retry_after(response.headers.get("retry-after"))
+        return None, type(failure).__name__, None, False
+    retry_after = _retry_after(response.headers.get("retry-after"))
+    return response.status_code, None, retry_after, False
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -76,6 +76,7 @@ def gateway_settings(data_dir: Path, upstream_url: str, **overrides: Any) -> Set
         "admin_token": SecretStr(ADMIN_TOKEN),
         "data_dir": data_dir,
         "log_format": "json",
+        "webhook_allow_networks": "127.0.0.0/8",  # callback tests' receivers listen on loopback
     }
     values.update(overrides)
     return Settings(**values)

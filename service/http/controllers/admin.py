@@ -54,7 +54,10 @@ class AdminController(Controller):
 
     @post("/", operation_id="orgs.create", status_code=201)
     async def create_org(self, request: Request[Any, Any, Any], data: JSONBody[OrgCreate]) -> Org:
-        org = await tenancy.create_org(context_of(request).store, data.name, data.policy)
+        ctx = context_of(request)
+        org = await tenancy.create_org(
+            ctx.store, data.name, data.policy, networks=ctx.settings.webhook_networks
+        )
         request.state.audit_org_id = request.state.audit_resource_id = org.id
         return _org(org)
 
@@ -73,7 +76,9 @@ class AdminController(Controller):
     ) -> Org:
         request.state.audit_resource_id = org_id
         request.state.audit_details = {"policy": data.model_dump(mode="json")}
-        return _org(await tenancy.replace_policy(context_of(request).store, org_id, data))
+        ctx = context_of(request)
+        networks = ctx.settings.webhook_networks
+        return _org(await tenancy.replace_policy(ctx.store, org_id, data, networks=networks))
 
     @get("/{org_id:str}/policy", operation_id="orgs.policy.retrieve")
     async def get_policy(self, request: Request[Any, Any, Any], org_id: FromPath[str]) -> Policy:
@@ -87,7 +92,9 @@ class AdminController(Controller):
         _require_merge_patch(request)
         request.state.audit_resource_id = org_id
         request.state.audit_details = {"patch": data}
-        org = await tenancy.patch_policy(context_of(request).store, org_id, data)
+        ctx = context_of(request)
+        networks = ctx.settings.webhook_networks
+        org = await tenancy.patch_policy(ctx.store, org_id, data, networks=networks)
         request.state.audit_details["policy"] = org.policy.model_dump(mode="json")
         return _org(org)
 
