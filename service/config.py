@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.domain.webhook_targets import Network, parse_networks
+
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 MIN_ADMIN_TOKEN_CHARS = 32
 
@@ -92,6 +94,12 @@ class Settings(BaseSettings):
     sweep_seconds: float = Field(
         default=30.0, gt=0, validation_alias=_env("TUNEGATE_SWEEP_SECONDS")
     )
+    caller_cache_seconds: float = Field(
+        default=1.0, gt=0, le=60, validation_alias=_env("TUNEGATE_CALLER_CACHE_SECONDS")
+    )
+    webhook_allow_networks: str = Field(
+        default="", validation_alias=_env("TUNEGATE_WEBHOOK_ALLOW_NETWORKS")
+    )
     webhook_retry_scale: float = Field(
         default=1.0, gt=0, le=1, validation_alias=_env("TUNEGATE_WEBHOOK_RETRY_SCALE")
     )
@@ -104,9 +112,6 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
-    caller_cache_seconds: float = Field(
-        default=1.0, gt=0, le=60, validation_alias=_env("TUNEGATE_CALLER_CACHE_SECONDS")
-    )
 
     @field_validator(
         "openai_api_key", "admin_token", "openai_webhook_secret", "secret_key", mode="before"
@@ -114,6 +119,12 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("webhook_allow_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
 
     @field_validator("admin_token")
     @classmethod
@@ -136,11 +147,16 @@ class Settings(BaseSettings):
         return self.redis_url is None
 
     @property
+    def webhook_networks(self) -> tuple[Network, ...]:
+        """Private networks the org's callbacks may reach (`TUNEGATE_WEBHOOK_ALLOW_NETWORKS`)."""
+        return parse_networks(self.webhook_allow_networks)
+
     def secret_values(self) -> list[str]:
         """The configured secrets, for the log scrubber."""
         secrets = (self.openai_api_key, self.admin_token, self.openai_webhook_secret)
         return [secret.get_secret_value() for secret in (*secrets, self.secret_key) if secret]
 
+    @property
     def sandbox(self) -> bool:
         """No OPENAI_API_KEY: the built-in sandbox upstream answers instead of OpenAI."""
         return self.openai_api_key is None
