@@ -175,6 +175,8 @@ async def _check_files(ctx: Context, record: JobRecord) -> JobRecord | None:
         record = await job_splits.ensure_split(ctx, record)
         if is_terminal(record.state):
             return record
+        if not record.split_files:  # another worker is splitting its sweep's file
+            return await _due_in(ctx, record.id, FILES_RECHECK_SECONDS)
     wanted = job_submit.job_files(record)
     found = await job_submit.job_file_records(ctx, record)
     problem = _file_problem(wanted, found)

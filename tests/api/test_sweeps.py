@@ -21,7 +21,7 @@ from service.operations import jobs
 from service.operations.sweep_runner import trial_idempotency_key
 from service.sandbox import start_in_thread, training
 from tests.api.conftest import GATEWAY_RUN, Gateway, gateway_settings, running_gateway
-from tests.api.jobs_helpers import tenant, upload, wait_status
+from tests.api.jobs_helpers import tenant, upload, upstream_creates, wait_status
 from tests.api.sweeps_helpers import (
     STEADY_SANDBOX,
     create,
@@ -297,3 +297,31 @@ def test_another_orgs_sweep_is_not_found(gateway: Gateway) -> None:
 def test_an_inference_key_may_not_sweep(gateway: Gateway) -> None:
     with tenant(gateway, role="inference") as org, gateway.client(org.key) as http:
         assert http.get("/v1/sweeps").status_code == 403
+
+
+def test_trials_share_one_split_of_the_training_file(gateway: Gateway) -> None:
+    """A sweep with `validation_split` carves its training file once: its trials, running at
+    once, all train and validate on the same two files."""
+    space = {"n_epochs": [3], "learning_rate_multiplier": [0.3, 1.0, 3.0]}
+    with tenant(gateway) as org, gateway.client(org.key) as http:
+        train = upload(org.sdk, TRAINING_EXAMPLES, name="data.jsonl")
+        body = sweep_body(train, None, space=space, max_parallel=3, validation_split=0.3)
+        sweep = wait_sweep(http, create(http, body)["id"])
+        assert sweep["status"] == "succeeded"
+        assert [trial["status"] for trial in sweep["trials"]] == ["succeeded"] * 3
+        names = {f.id: f.filename for f in org.sdk.files.list().data}
+        parts = {file_id: name for file_id, name in names.items() if file_id != train}
+        assert sorted(parts.values()) == ["data.train.jsonl", "data.validation.jsonl"]
+        [validation] = [
+            file_id for file_id, name in parts.items() if name.endswith("validation.jsonl")
+        ]
+        jobs_ = sweep_jobs(http, sweep["id"])
+        assert len(jobs_) == 3
+        assert all(job["training_file"] == train for job in jobs_)
+        assert all(job["validation_file"] == validation for job in jobs_)
+        sent = {
+            (create_["body"]["training_file"], create_["body"]["validation_file"])
+            for job in jobs_
+            for create_ in upstream_creates(gateway, job["id"])
+        }
+        assert len(sent) == 1
