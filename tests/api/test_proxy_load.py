@@ -2,32 +2,34 @@
 tuned models) from 50 concurrent clients to `tunegate serve --workers 2`, with no error and
 usage counters exactly equal to the sum of what the upstream reported.
 
-The served processes share the test gateway's Redis (its in-process fakeredis, which this test
-alone puts on a loopback port) and sandbox run, so orgs, keys and tuned models made through the
-in-process gateway are theirs too. The clients speak HTTP/1.1 on raw
-asyncio streams, so the test measures the gateway rather than a client library.
+The served processes use the test Redis (a namespace of their own), as `--workers` does in
+production, and the proxy tests' sandbox run as their upstream. A fakeredis inside the test
+process would answer them only when the test process gets the CPU, so a busy machine would turn
+its slowness into 503s. The clients speak HTTP/1.1 on raw asyncio streams, so the test measures
+the gateway rather than a client library.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import threading
+import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from fakeredis import TcpFakeServer
 
-from service.embedded import embedded_server
 from tests.api.conftest import ADMIN_TOKEN, UPSTREAM_KEY
-from tests.api.proxy_helpers import Proxy, eventually, proxy, tuned_model, upstream
-from tests.support import free_port, stop_process, tunegate_process, wait_for
+from tests.api.proxy_helpers import BASE_MODEL, Proxy, eventually, proxy, tuned_model, upstream
+from tests.conftest import purge_namespace
+from tests.support import ROOT, free_port, stop_process, tunegate_process, wait_for
 
 __all__ = ["proxy", "tuned_model", "upstream"]
 
@@ -39,34 +41,72 @@ MODES: list[dict[str, Any]] = [
     {"stream": True},
     {"stream": True, "stream_options": {"include_usage": True}},
 ]
+REGISTER = """
+import asyncio, sys
+from service.operations.models import register_tuned_model
+from service.store import Store, keys
+
+async def register(url, namespace, org_id, model_id, base_model):
+    keys.use_namespace(namespace)
+    store = Store(url)
+    try:
+        await register_tuned_model(store, org_id, model_id, base_model, "ftjob-test")
+    finally:
+        await store.aclose()
+
+asyncio.run(register(*sys.argv[1:]))
+"""
+
+
+@dataclass
+class Served:
+    """`tunegate serve --workers 2` on `port`, its keys under `namespace` in `redis_url`."""
+
+    port: int
+    redis_url: str
+    namespace: str
+
+    def http(self, key: str = ADMIN_TOKEN) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"}
+        return httpx.Client(base_url=f"http://127.0.0.1:{self.port}", headers=headers, timeout=30)
+
+    def org(self, policy: dict[str, Any] | None = None) -> str:
+        body: dict[str, Any] = {"name": "load-org", **({"policy": policy} if policy else {})}
+        with self.http() as admin:
+            response = admin.post("/admin/orgs", json=body)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    def key(self, org_id: str, role: str = "member") -> str:
+        with self.http() as admin:
+            response = admin.post(f"/admin/orgs/{org_id}/keys", json={"name": "t", "role": role})
+        assert response.status_code == 201, response.text
+        return str(response.json()["key"])
+
+    def register(self, org_id: str, model_id: str) -> None:
+        """Register a tuned model for an org, as the jobs feature does when a job succeeds (in a
+        process of its own: the store's namespace is process-wide)."""
+        arguments = [self.redis_url, self.namespace, org_id, model_id, BASE_MODEL]
+        subprocess.run([sys.executable, "-c", REGISTER, *arguments], cwd=ROOT, check=True)
+
+    def usage(self, key: str, **params: Any) -> list[dict[str, Any]]:
+        with self.http(key) as http:
+            response = http.get("/v1/usage", params=params)
+        assert response.status_code == 200, response.text
+        rows: list[dict[str, Any]] = response.json()["data"]
+        return rows
 
 
 @pytest.fixture(scope="module")
-def served(proxy: Proxy, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """The port of `tunegate serve --workers 2` in front of the proxy's Redis and upstream."""
+def served(
+    proxy: Proxy, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """`tunegate serve --workers 2` on the test Redis, upstream the proxy tests' sandbox run."""
     port, folder = free_port(), tmp_path_factory.mktemp("served")
-    with over_tcp(proxy.gateway.settings.redis_url or "") as redis_url:
-        yield from serve_two(proxy, port, folder, redis_url)
-
-
-@contextmanager
-def over_tcp(embedded_url: str) -> Iterator[str]:
-    """The gateway's embedded Redis on a loopback port, for the served processes."""
-    server = TcpFakeServer(("127.0.0.1", 0))
-    server.fake_server = embedded_server(embedded_url)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"redis://127.0.0.1:{server.server_address[1]}/0"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def serve_two(proxy: Proxy, port: int, folder: Path, redis_url: str) -> Iterator[int]:
+    namespace = f"t{secrets.token_hex(5)}"
     env = {
         "REDIS_URL": redis_url,
+        "TUNEGATE_REDIS_NAMESPACE": namespace,
         "TUNEGATE_ADMIN_TOKEN": ADMIN_TOKEN,
         "OPENAI_API_KEY": UPSTREAM_KEY,
         "OPENAI_BASE_URL": proxy.gateway.sandbox.base_url_for(proxy.run),
@@ -78,9 +118,10 @@ def serve_two(proxy: Proxy, port: int, folder: Path, redis_url: str) -> Iterator
     process = tunegate_process(["serve", "--workers", "2"], env, folder / "serve.log")
     try:
         wait_for(lambda: _healthy(port), timeout=90, what="tunegate serve --workers 2")
-        yield port
+        yield Served(port, redis_url, namespace)
     finally:
         stop_process(process)
+        purge_namespace(redis_url, namespace)
 
 
 def _healthy(port: int) -> bool:
@@ -102,10 +143,10 @@ def variants(tuned: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def calibrate(
-    proxy: Proxy, key: str, kinds: list[tuple[str, dict[str, Any]]]
+    served: Served, key: str, kinds: list[tuple[str, dict[str, Any]]]
 ) -> list[tuple[int, int]]:
     """What the upstream reports for each variant (its answers are deterministic)."""
-    with proxy.http(key) as http:
+    with served.http(key) as http:
         usages = [http.post(path, json=body).json()["usage"] for path, body in kinds]
     return [(usage["prompt_tokens"], usage["completion_tokens"]) for usage in usages]
 
@@ -154,29 +195,30 @@ async def drive(port: int, plan: list[tuple[bytes, bool]]) -> None:
     await asyncio.wait_for(asyncio.gather(*(client() for _ in range(CLIENTS))), DEADLINE_SECONDS)
 
 
+@pytest.mark.integration
 def test_two_thousand_mixed_calls_from_fifty_clients(
-    upstream: Proxy, tuned_model: str, served: int
+    upstream: Proxy, tuned_model: str, served: Served
 ) -> None:
-    org_id, key = upstream.org(role="admin")
-    upstream.register(org_id, tuned_model)
-    _, calibration_key = upstream.gateway.create_key(org_id, "member")
+    org_id = served.org()
+    key = served.key(org_id, "admin")
+    served.register(org_id, tuned_model)
     kinds = variants(tuned_model)
-    expected = calibrate(upstream, calibration_key, kinds)
+    expected = calibrate(served, served.key(org_id), kinds)
 
     plan: list[tuple[bytes, bool]] = []
     prompt_total = completion_total = 0
     for index, mode in zip(range(CALLS), itertools.cycle(MODES), strict=False):
         path, body = kinds[index % len(kinds)]
-        plan.append((request(served, key, path, {**body, **mode}), bool(mode)))
+        plan.append((request(served.port, key, path, {**body, **mode}), bool(mode)))
         prompt_total += expected[index % len(kinds)][0]
         completion_total += expected[index % len(kinds)][1]
 
     started = time.perf_counter()
-    asyncio.run(drive(served, plan))
+    asyncio.run(drive(served.port, plan))
     elapsed = time.perf_counter() - started
 
     def totals() -> dict[str, Any] | None:
-        rows = upstream.usage(key, group_by="key")
+        rows = served.usage(key, group_by="key")
         mine = [row for row in rows if row["key_id"] == key.split("_")[1]]
         return mine[0] if mine and mine[0]["requests"] == CALLS else None
 
@@ -185,14 +227,15 @@ def test_two_thousand_mixed_calls_from_fifty_clients(
     print(f"\n{CALLS} calls from {CLIENTS} clients in {elapsed:.1f}s ({CALLS / elapsed:.0f}/s)")
 
 
-def test_rate_limits_hold_across_processes(upstream: Proxy, served: int) -> None:
-    _, key = upstream.org({"rate_limits": {"requests_per_minute": 15}})
-    raw = request(served, key, *variants("unused")[0])
+@pytest.mark.integration
+def test_rate_limits_hold_across_processes(upstream: Proxy, served: Served) -> None:
+    key = served.key(served.org({"rate_limits": {"requests_per_minute": 15}}))
+    raw = request(served.port, key, *variants("unused")[0])
     statuses: list[bytes] = []
 
     async def client() -> None:
         for _ in range(2):  # a new connection per call spreads them over both processes
-            reader, writer = await asyncio.open_connection("127.0.0.1", served)
+            reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
             writer.write(raw)
             statuses.append((await reader.readuntil(b"\r\n\r\n"))[9:12])
             writer.close()
