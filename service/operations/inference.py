@@ -60,9 +60,10 @@ from service.store.models import CallerView
 from service.upstream import Completion, CompletionStream
 
 log = get_logger("tunegate.inference")
-# Large scans run in worker threads so the event loop keeps serving; two at a time at most,
-# so the loop still gets the interpreter often enough to answer everyone else.
-_SCAN_THREADS = anyio.CapacityLimiter(2)
+# Large scans run in a worker thread so the event loop keeps serving. One at a time: the scan
+# is pure Python and holds the interpreter lock, so a second thread would add no throughput
+# and halve how often the loop gets the interpreter to answer everyone else.
+_SCAN_THREADS = anyio.CapacityLimiter(1)
 PATHS = {"chat": "/chat/completions", "completions": "/completions"}
 ACTIONS = {"chat": "chat.completions.create", "completions": "completions.create"}
 
