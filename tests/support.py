@@ -1,5 +1,5 @@
 """Test plumbing: a real uvicorn server in a thread, free ports, a POST receiver, subprocess
-helpers, and the check that a worker runs queued and delayed tasks."""
+helpers, the check that a worker runs queued and delayed tasks, and the size of long tests."""
 
 from __future__ import annotations
 
@@ -22,6 +22,13 @@ from rq.serializers import JSONSerializer
 from service.queue import TaskQueue
 
 ROOT = Path(__file__).resolve().parent.parent
+LONG_RUN = os.environ.get("TUNEGATE_LONG_TESTS") == "1"
+
+
+def sized(everyday: int, long: int) -> int:
+    """How much a soak, load or fault test does: `everyday` in the suite's usual run, `long`
+    with `TUNEGATE_LONG_TESTS=1` (the same assertions, more traffic)."""
+    return long if LONG_RUN else everyday
 
 
 def free_port() -> int:

@@ -9,11 +9,11 @@ tries again, since a create that timed out may still have been made), the second
 completions with no retries,
 so each completion meets exactly one upstream attempt and the answer it must get is known.
 
-- 50 fine-tuning jobs (25 datasets) all succeed, each with exactly one upstream job, and each
-  dataset is stored upstream exactly once.
-- 1,000 completions (a quarter streamed), each marked so its upstream attempt can be found in
-  the request log: success when the upstream answered, else 429 passed through with
-  `Retry-After`, 502 for a 5xx or a dropped connection, 504 for a timeout.
+- 20 fine-tuning jobs (10 datasets; 50 and 25 with `TUNEGATE_LONG_TESTS=1`) all succeed, each
+  with exactly one upstream job, and each dataset is stored upstream exactly once.
+- 400 completions (1,000 with `TUNEGATE_LONG_TESTS=1`; a quarter streamed), each marked so its
+  upstream attempt can be found in the request log: success when the upstream answered, else 429
+  passed through with `Retry-After`, 502 for a 5xx or a dropped connection, 504 for a timeout.
 - Usage per org equals what the upstream billed: the usage the sandbox computes for each
   request it answered, recomputed from the logged request bodies.
 """
@@ -37,13 +37,13 @@ from service.sandbox.inference import chat_completion
 from service.sandbox.objects import resolve_base
 from tests.api.conftest import UPSTREAM_KEY, Gateway, gateway_settings, running_gateway
 from tests.api.datasets import chat_jsonl
-from tests.support import wait_for
+from tests.support import sized, wait_for
 
 MODEL = "gpt-4o-mini"
 KINDS = ("429", "500", "503", "hang", "drop")
 SHARE = 0.04  # of all upstream requests, per kind: 20% in all
-JOBS, DATASETS, ORGS = 50, 25, 5
-COMPLETIONS, THREADS = 1_000, 8
+JOBS, DATASETS, ORGS = sized(20, 50), sized(10, 25), 5
+COMPLETIONS, THREADS = sized(400, 1_000), 8
 CHAT = "/v1/chat/completions"
 EXPECTED = {  # upstream fault -> (status, error code) the client must get
     None: (200, None),
