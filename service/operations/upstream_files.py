@@ -9,7 +9,9 @@ its call. The reconciliation
   or have failed,
 - lists the upstream's fine-tuning files named by tunegate (`<file id>.jsonl`) and deletes those
   of its own files (or recorded uploads) that it does not keep: the twin a retried hand-off made
-  when the first attempt landed late, or a copy uploaded for a file deleted meanwhile.
+  when the first attempt landed late, or a copy uploaded for a file deleted meanwhile. A file
+  still waiting for the upstream keeps its copies until it is handed over: its retry adopts the
+  one that landed as its worker died, and the rest are judged after that.
 
 Files named after ids this deployment never knew are left alone: another deployment sharing the
 upstream key may own them. A file's hand-off lock is held while its copies are judged, so no
@@ -64,7 +66,9 @@ async def delete_untracked(ctx: Context) -> int:
     listed = await ctx.upstream.list_files(purpose="fine-tune")
     named = [(file_id_of(f.filename), str(f.id)) for f in listed]
     ids = sorted({file_id for file_id, _ in named if file_id is not None})
-    ours = await ctx.store.files.existing(ids) | set(uploading)
+    records = {record.id: record for record in await ctx.store.files.many(ids)}
+    waiting = {file_id for file_id, record in records.items() if record.status == "uploaded"}
+    ours = (set(records) | set(uploading)) - waiting
     deleted = 0
     for file_id, upstream_id in named:
         if file_id in ours and await _delete_if_untracked(ctx, file_id, upstream_id):
