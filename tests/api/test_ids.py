@@ -49,6 +49,21 @@ def test_every_path_parameter_of_the_app_has_a_pattern() -> None:
         ("model", "gpt-4.1-nano"),
         ("alias", "prod.v2_candidate-1"),
     ],
+    # Named, not shown: fresh ids would name the tests differently in each xdist worker.
+    ids=[
+        "file",
+        "job",
+        "sweep",
+        "org",
+        "key",
+        "model-base",
+        "model-snapshot",
+        "model-tuned",
+        "model-tuned-no-suffix",
+        "model-checkpoint",
+        "model-4.1",
+        "alias",
+    ],
 )
 def test_real_ids_are_well_formed(kind: str, good: str) -> None:
     assert is_valid(kind, good)
