@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from service.ids import new_id
 from tests.api.conftest import Gateway
 from tests.api.jobs_helpers import Tenant, tenant, upload, upstream_creates, wait_status
 from tests.support import wait_for
@@ -184,7 +185,8 @@ def test_malformed_bodies_and_queries_are_400(gateway: Gateway, org: Tenant) -> 
             headers={"Content-Type": "application/json"},
         )
         listing = client.get("/v1/fine_tuning/jobs", params={"limit": 0})
-        events = client.get("/v1/fine_tuning/jobs/ftjob-x/events", params={"limit": "many"})
+        unknown = new_id("ftjob-")  # well-formed: a malformed id is a 404 before the query
+        events = client.get(f"/v1/fine_tuning/jobs/{unknown}/events", params={"limit": "many"})
     for response in (garbled, listing, events):
         assert response.status_code == 400
         assert set(response.json()["error"]) == {"message", "type", "param", "code"}
