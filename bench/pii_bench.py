@@ -30,9 +30,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from service.domain import pii
-from service.domain.inference import scan_json
-from service.domain.policy import Policy
+from service.domain.inference.request import scan_json
+from service.domain.pii import detect as pii
+from service.domain.tenancy.policy import Policy
 
 KB, MB = 1024, 1024 * 1024
 ORDINARY = (

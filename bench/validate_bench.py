@@ -140,7 +140,7 @@ def run_reference(path: Path) -> dict[str, Any]:
 
 
 def run_tunegate(path: Path, pii_mode: str) -> dict[str, Any]:
-    from service.domain.datasets import DatasetOptions, validate_file
+    from service.domain.datasets.validate import DatasetOptions, validate_file
 
     entities = () if pii_mode == "off" else DatasetOptions().pii_entities
     mode = "allow" if pii_mode == "off" else pii_mode

@@ -69,8 +69,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from service.domain.dataset_text import describe_report
-    from service.domain.datasets import DatasetOptions, validate_file
+    from service.domain.datasets.text import describe_report
+    from service.domain.datasets.validate import DatasetOptions, validate_file
     from service.startup import check_prices
 
     path = Path(args.file)
@@ -114,7 +114,7 @@ def _admin(operation: Callable[[Any], Any]) -> Any:
 
 
 def cmd_create_org(args: argparse.Namespace) -> int:
-    from service.operations.tenancy import create_org
+    from service.operations.tenancy.orgs import create_org
 
     org = _admin(lambda store: create_org(store, args.name, None))
     print(json.dumps({"id": org.id, "name": org.name, "created_at": org.created_at}))
@@ -122,7 +122,7 @@ def cmd_create_org(args: argparse.Namespace) -> int:
 
 
 def cmd_create_key(args: argparse.Namespace) -> int:
-    from service.operations.tenancy import create_key
+    from service.operations.tenancy.orgs import create_key
 
     record, issued = _admin(lambda store: create_key(store, args.org_id, args.name, args.role))
     print(

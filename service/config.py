@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.domain.webhook_targets import Network, parse_networks
+from service.domain.webhooks.targets import Network, parse_networks
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 MIN_ADMIN_TOKEN_CHARS = 32

@@ -23,7 +23,7 @@ from service.embedded import EmbeddedRedis
 from service.http.app import asgi_stack, create_app
 from service.logging import configure_logging, get_logger, register_secrets
 from service.operations.context import Context
-from service.operations.files import private_dir
+from service.operations.datasets.files import private_dir
 from service.queue import TaskQueue
 from service.store import Store, keys
 from service.upstream import Upstream

@@ -398,7 +398,7 @@ class Upstream:
         """Create a job; `fields` are OpenAI's other create fields (`validation_file`,
         `method`, `hyperparameters`, `suffix`, `seed`, `metadata`, `integrations`); None
         values are left out. Never retried here: a create whose answer was lost may still
-        have made the job, so the caller looks for it before creating again (`job_submit`)."""
+        have made the job, so the caller looks for it before creating again (`jobs.submit`)."""
         given = {name: value for name, value in fields.items() if value is not None}
         jobs = self._client.with_options(max_retries=0).fine_tuning.jobs
         return await _guard(jobs.create(model=model, training_file=training_file, **given))

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from service.operations import job_runner, maintenance, sweep_runner, uploads, webhooks
+from service.operations import maintenance
 from service.operations.context import Context
+from service.operations.datasets import uploads
+from service.operations.jobs import runner as job_runner
+from service.operations.sweeps import runner as sweep_runner
+from service.operations.webhooks import events as webhooks
 from workers.runtime import run_operation
 
 

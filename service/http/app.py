@@ -15,8 +15,8 @@ from service.http.bodies import GatewayRequest
 from service.http.controllers.admin import AdminController
 from service.http.controllers.aliases import AliasesController
 from service.http.controllers.audit import AuditController
+from service.http.controllers.datasets import FilesController
 from service.http.controllers.docs import SWAGGER, DocsController
-from service.http.controllers.files import FilesController
 from service.http.controllers.health import HealthController
 from service.http.controllers.inference import InferenceController
 from service.http.controllers.jobs import JobsController

@@ -11,10 +11,16 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from service.domain.access import OPERATOR, Capability, Principal, role_allows, token_matches
+from service.domain.tenancy.access import (
+    OPERATOR,
+    Capability,
+    Principal,
+    role_allows,
+    token_matches,
+)
 from service.errors import AuthenticationFailed, PermissionDenied
 from service.operations.context import Context
-from service.operations.tenancy import authenticate
+from service.operations.tenancy.orgs import authenticate
 
 
 def context_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Context:

@@ -22,10 +22,10 @@ from typing import Any
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.domain.audit import outcome_for_status
+from service.domain.tenancy.audit import outcome_for_status
 from service.logging import get_logger
-from service.operations.audit import record_audit
 from service.operations.context import Context
+from service.operations.tenancy.audit import record_audit
 
 from .metrics import Metrics
 

@@ -16,7 +16,11 @@ from litestar.handlers.base import BaseRouteHandler
 
 from service.errors import TunegateError
 from service.ids import is_valid
-from service.operations import files, job_views, models, sweep_views, tenancy
+from service.operations.datasets import files
+from service.operations.inference import models
+from service.operations.jobs import views as job_views
+from service.operations.sweeps import views as sweep_views
+from service.operations.tenancy import orgs as tenancy
 
 Refusal = Callable[[str, str], TunegateError]
 

@@ -3,10 +3,10 @@ applies retention.
 
 It re-queues dataset hand-offs that no worker holds (a worker killed mid-upload lets its lock
 lapse), hands overdue fine-tuning jobs and lost callback attempts back to the workers
-(`job_runner.sweep_jobs`), wakes hyperparameter sweeps whose wake-up was lost
-(`sweep_schedule.requeue_overdue`), deletes dataset bytes past the org's
+(`jobs.runner.sweep_jobs`), wakes hyperparameter sweeps whose wake-up was lost
+(`sweeps.schedule.requeue_overdue`), deletes dataset bytes past the org's
 `dataset_retention_days`, makes the upstream hold exactly the dataset copies tunegate keeps
-(`upstream_files.reconcile`), and trims audit records older than `TUNEGATE_AUDIT_RETENTION_DAYS`
+(`datasets.reconcile.reconcile`), and trims audit records older than `TUNEGATE_AUDIT_RETENTION_DAYS`
 (each trim itself audited, in the stream it trimmed).
 Every worker process ticks once per interval; the first to claim the interval's tick in Redis
 queues the sweep. This does not depend on RQ's scheduler, whose lock a crashed worker holds
@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import time
 
-from service.operations import job_runner, sweep_schedule, uploads, upstream_files
-from service.operations.audit import record_audit
 from service.operations.context import Context
-from service.store.files import FileRecord
+from service.operations.datasets import reconcile as upstream_files
+from service.operations.datasets import uploads
+from service.operations.jobs import runner as job_runner
+from service.operations.sweeps import schedule as sweep_schedule
+from service.operations.tenancy.audit import record_audit
+from service.store.datasets.files import FileRecord
 
 DAY_SECONDS = 86_400
 

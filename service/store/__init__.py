@@ -7,16 +7,16 @@ as a hang: connections carry short timeouts.
 
 from __future__ import annotations
 
-from service.store.audit import AuditRepository
 from service.store.base import close_redis, connect_redis
-from service.store.copies import CopyRepository
-from service.store.files import FileRepository
+from service.store.datasets.copies import CopyRepository
+from service.store.datasets.files import FileRepository
+from service.store.inference.models import VIEW_TTL_SECONDS, ModelRepository
+from service.store.inference.ratelimit import RateLimitRepository
+from service.store.inference.usage import UsageRepository
 from service.store.jobs import JobRepository
-from service.store.models import VIEW_TTL_SECONDS, ModelRepository
-from service.store.ratelimit import RateLimitRepository
 from service.store.sweeps import SweepRepository
-from service.store.tenancy import TenancyRepository
-from service.store.usage import UsageRepository
+from service.store.tenancy.audit import AuditRepository
+from service.store.tenancy.orgs import TenancyRepository
 from service.store.webhooks import WebhookRepository
 from service.store.workers import WorkerRepository
 

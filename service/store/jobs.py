@@ -18,7 +18,7 @@ import orjson
 from pydantic import BaseModel
 from redis.exceptions import WatchError
 
-from service.domain.jobs import INITIAL_STATE, JobState, holds_slot
+from service.domain.jobs.states import INITIAL_STATE, JobState, holds_slot
 from service.store import keys
 from service.store.base import MAX_WRITE_TRIES, Repository, compare_and_set
 

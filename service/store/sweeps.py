@@ -47,7 +47,7 @@ class SweepRecord(BaseModel):
     best_trial: int | None = None  # fixed once the sweep ended
     finished_at: int | None = None
     pending: list[str] = []  # finishing steps still to run once it ended
-    # `validation_split`: the [training, validation] files every trial takes (`job_splits`),
+    # `validation_split`: the [training, validation] files every trial takes (`jobs.splits`),
     # named before they are written, and whether they were (or why they cannot be)
     split_files: list[str] = []
     split_made: bool = False

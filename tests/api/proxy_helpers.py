@@ -20,7 +20,7 @@ import pytest
 from openai import OpenAI
 
 from service.domain.tokens import encoding_for_model
-from service.operations.models import register_tuned_model
+from service.operations.inference.models import register_tuned_model
 from service.store import Store
 from tests.api.conftest import UPSTREAM_KEY, Gateway, gateway_settings, running_gateway
 

@@ -12,10 +12,10 @@ from typing import Any, TypeVar
 
 from service.ids import new_id
 from service.operations import maintenance
-from service.operations.audit import audit_event
 from service.operations.context import Context
+from service.operations.tenancy.audit import audit_event
 from service.store import Store, keys
-from service.store.audit import AuditFilter
+from service.store.tenancy.audit import AuditFilter
 from tests.api.conftest import Gateway
 
 T = TypeVar("T")

@@ -15,7 +15,7 @@ import orjson
 import pytest
 from openai import OpenAI
 
-from service.operations import upstream_files
+from service.operations.datasets import reconcile as upstream_files
 from tests.api.conftest import GATEWAY_RUN, UPSTREAM_KEY, Gateway
 from tests.api.datasets import chat_jsonl
 from tests.support import wait_for

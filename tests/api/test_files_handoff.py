@@ -19,7 +19,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from service.operations import uploads
+from service.operations.datasets import uploads
 from service.sandbox import SandboxHandle
 from tests.api.conftest import UPSTREAM_KEY, Gateway, gateway_settings, running_gateway
 from tests.api.datasets import chat_jsonl

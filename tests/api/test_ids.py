@@ -19,7 +19,7 @@ from service.http.path_ids import PATH_IDS
 from service.ids import is_stream_id, is_valid, new_id
 from service.operations.context import Context
 from service.store import Store, keys
-from service.store.files import FileRepository
+from service.store.datasets.files import FileRepository
 from tests.api.conftest import Gateway
 from tests.api.jobs_helpers import tenant, upload
 from tests.api.test_tenancy import error_of

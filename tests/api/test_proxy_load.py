@@ -43,7 +43,7 @@ MODES: list[dict[str, Any]] = [
 ]
 REGISTER = """
 import asyncio, sys
-from service.operations.models import register_tuned_model
+from service.operations.inference.models import register_tuned_model
 from service.store import Store, keys
 
 async def register(url, namespace, org_id, model_id, base_model):

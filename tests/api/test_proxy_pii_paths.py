@@ -16,7 +16,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.domain.pii_body import STRUCTURAL_KEYS
+from service.domain.pii.body import STRUCTURAL_KEYS
 from tests.api.proxy_helpers import Proxy, proxy, upstream
 
 __all__ = ["proxy", "upstream"]

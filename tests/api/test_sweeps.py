@@ -13,12 +13,12 @@ from typing import Any
 import orjson
 import pytest
 
-from service.domain.access import Principal
-from service.domain.charts import HIGHLIGHT
-from service.domain.sweep_request import SWEEP_KEY, TRIAL_KEY, parse_sweep_request, trial_body
-from service.domain.sweeps import plan_trials
-from service.operations import jobs
-from service.operations.sweep_runner import trial_idempotency_key
+from service.domain.charts.charts import HIGHLIGHT
+from service.domain.sweeps.request import SWEEP_KEY, TRIAL_KEY, parse_sweep_request, trial_body
+from service.domain.sweeps.trials import plan_trials
+from service.domain.tenancy.access import Principal
+from service.operations.jobs import create as jobs
+from service.operations.sweeps.runner import trial_idempotency_key
 from service.sandbox import start_in_thread, training
 from tests.api.conftest import GATEWAY_RUN, Gateway, gateway_settings, running_gateway
 from tests.api.jobs_helpers import tenant, upload, upstream_creates, wait_status

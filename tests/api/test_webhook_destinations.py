@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from service.domain.policy import Policy
-from service.operations import webhooks
+from service.domain.tenancy.policy import Policy
+from service.operations.webhooks import events as webhooks
 from tests.api.conftest import Gateway, running_gateway
 from tests.support import post_receiver, wait_for
 from workers.runtime import build_context

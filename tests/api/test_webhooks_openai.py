@@ -13,7 +13,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from service.domain.webhooks import sign_openai_webhook
+from service.domain.webhooks.signing import sign_openai_webhook
 from service.queue import connect_sync_redis
 from service.sandbox import start_in_thread
 from tests.api.conftest import GATEWAY_RUN, Gateway, gateway_settings, running_gateway

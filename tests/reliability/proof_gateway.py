@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from service.domain.access import ROLES
+from service.domain.tenancy.access import ROLES
 from service.sandbox import start_in_thread
 from tests.api.conftest import FAST_SANDBOX, GATEWAY_RUN, Gateway, gateway_settings, running_gateway
 from tests.api.datasets import chat_jsonl

@@ -19,8 +19,8 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.domain import pii
-from service.domain.datasets import DatasetOptions, DatasetValidator
+from service.domain.datasets.validate import DatasetOptions, DatasetValidator
+from service.domain.pii import detect as pii
 
 _WORDS = st.sampled_from(["hello", "call", "me", "at", "ok", "42", "x", "é", "\u200b", "\t"])
 _TEXT = st.one_of(st.text(max_size=40), st.lists(_WORDS, max_size=8).map(" ".join))

@@ -24,7 +24,7 @@ import pytest
 from pydantic import SecretStr
 
 from service.config import Settings
-from service.domain.access import ROLES
+from service.domain.tenancy.access import ROLES
 from service.http.app import create_app
 from service.ids import is_valid
 from service.logging import configure_logging

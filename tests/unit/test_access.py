@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.domain.access import (
+from service.domain.tenancy.access import (
     Capability,
     hash_secret,
     issue_key,

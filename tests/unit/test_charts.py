@@ -9,8 +9,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from service.domain.chart_svg import nice_axis
-from service.domain.charts import (
+from service.domain.charts.charts import (
     FULL_VALID,
     HIGHLIGHT,
     TRAIN,
@@ -19,7 +18,8 @@ from service.domain.charts import (
     render_curves_svg,
     render_metrics_svg,
 )
-from service.domain.metrics import StepRow
+from service.domain.charts.svg import nice_axis
+from service.domain.jobs.metrics import StepRow
 
 NS = "{http://www.w3.org/2000/svg}"
 

@@ -8,7 +8,7 @@ import tiktoken
 from pydantic import ValidationError
 
 from service.domain import tokens
-from service.domain.datasets import (
+from service.domain.datasets.validate import (
     DatasetOptions,
     DatasetReport,
     DatasetValidator,

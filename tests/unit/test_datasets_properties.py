@@ -2,7 +2,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.domain.datasets import DatasetOptions, DatasetValidator
+from service.domain.datasets.validate import DatasetOptions, DatasetValidator
 
 VALID_LINE = orjson.dumps(
     {

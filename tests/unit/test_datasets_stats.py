@@ -3,7 +3,7 @@ import statistics
 
 import pytest
 
-from service.domain.dataset_stats import (
+from service.domain.datasets.stats import (
     CommonSuffix,
     DigestSet,
     Histogram,

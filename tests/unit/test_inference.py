@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from service.domain.inference import (
+from service.domain.inference.request import (
     check_body,
     hash_user,
     prepare,
@@ -14,7 +14,7 @@ from service.domain.inference import (
     route_model,
     scan_pii,
 )
-from service.domain.policy import Policy
+from service.domain.tenancy.policy import Policy
 from service.errors import InvalidRequest
 
 KEY = b"k" * 32

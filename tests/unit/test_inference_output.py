@@ -6,14 +6,14 @@ from typing import Any
 
 import orjson
 
-from service.domain.inference_output import (
+from service.domain.inference.output import (
     SseRelay,
     Usage,
     completion_texts,
     logged_content,
     usage_of,
 )
-from service.domain.policy import Policy
+from service.domain.tenancy.policy import Policy
 
 
 def event(payload: dict[str, Any] | str) -> bytes:

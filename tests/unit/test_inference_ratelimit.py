@@ -7,15 +7,15 @@ import asyncio
 import fakeredis
 import pytest
 
-from service.domain.policy import RateLimits
-from service.domain.ratelimit import (
+from service.domain.inference.ratelimit import (
     Bucket,
     RateDecision,
     decision,
     estimate_tokens,
     format_reset,
 )
-from service.store.ratelimit import RateLimitRepository
+from service.domain.tenancy.policy import RateLimits
+from service.store.inference.ratelimit import RateLimitRepository
 
 
 @pytest.mark.parametrize(

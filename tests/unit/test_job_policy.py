@@ -6,10 +6,10 @@ from functools import partial
 
 import pytest
 
-from service.domain.inference import route_model
-from service.domain.job_policy import apply_job_policy
-from service.domain.job_request import parse_job_request
-from service.domain.policy import Policy
+from service.domain.inference.request import route_model
+from service.domain.jobs.policy import apply_job_policy
+from service.domain.jobs.request import parse_job_request
+from service.domain.tenancy.policy import Policy
 from service.errors import InvalidRequest
 
 TUNED = "ft:gpt-4o-mini-2024-07-18:acme::abc123"

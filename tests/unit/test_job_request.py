@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.domain.job_request import (
+from service.domain.jobs.request import (
     JobRequest,
     canonical_json,
     fingerprint,

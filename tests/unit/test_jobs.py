@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.domain.jobs import (
+from service.domain.jobs.states import (
     INITIAL_STATE,
     TERMINAL,
     TRANSITIONS,

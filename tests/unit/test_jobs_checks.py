@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from service.domain.job_checks import FileFacts, check_job_request, required_format
-from service.domain.job_request import parse_job_request
-from service.domain.policy import Policy
+from service.domain.jobs.checks import FileFacts, check_job_request, required_format
+from service.domain.jobs.request import parse_job_request
 from service.domain.pricing import load_price_table
+from service.domain.tenancy.policy import Policy
 from service.errors import InvalidRequest
 
 PRICES = load_price_table()

@@ -8,7 +8,7 @@ import secrets
 
 import pytest
 
-from service.domain.access import issue_key
+from service.domain.tenancy.access import issue_key
 from service.logging import configure_logging, get_logger, register_secrets, scrub_text
 
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.domain.metrics import (
+from service.domain.jobs.metrics import (
     COLUMNS,
     StepRow,
     merge_rows,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.domain import pii
+from service.domain.pii import detect as pii
 
 CORPUS = Path(__file__).parent.parent / "data" / "pii_corpus.jsonl"
 THRESHOLD = 0.95

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from service.domain import pii
-from service.domain.inference import check_body, prepare, scan_json, scan_pii
-from service.domain.policy import Policy
+from service.domain.inference.request import check_body, prepare, scan_json, scan_pii
+from service.domain.pii import detect as pii
+from service.domain.tenancy.policy import Policy
 from service.errors import InvalidRequest, PayloadTooLarge
 
 KEY = b"k" * 32

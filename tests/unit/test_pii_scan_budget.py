@@ -6,11 +6,11 @@ import asyncio
 import itertools
 
 from service.config import Settings
-from service.domain import pii
-from service.domain.inference import check_body, prepare, scan_json
-from service.domain.policy import Policy
+from service.domain.inference.request import check_body, prepare, scan_json
+from service.domain.pii import detect as pii
+from service.domain.tenancy.policy import Policy
 from service.errors import PayloadTooLarge
-from service.operations.inference import scan_budget, scan_request
+from service.operations.inference.proxy import scan_budget, scan_request
 
 WORST = "call 415 555 2671 now "  # one valid number every 22 characters
 

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from service.config import MIN_ADMIN_TOKEN_CHARS, Settings
-from service.domain.policy import Policy, cap_output_tokens, model_allowed
+from service.domain.tenancy.policy import Policy, cap_output_tokens, model_allowed
 from tests.support import ROOT
 
 

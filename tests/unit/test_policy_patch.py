@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from service.domain.policy import Policy, apply_policy_patch, merge_patch
+from service.domain.tenancy.policy import Policy, apply_policy_patch, merge_patch
 from service.errors import InvalidRequest
 
 # RFC 7396, appendix A.

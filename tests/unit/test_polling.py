@@ -8,7 +8,7 @@ import statistics
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.domain.polling import (
+from service.domain.jobs.polling import (
     FAST_DELAY,
     JITTER,
     MAX_DELAY,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.domain.splits import MIN_TRAIN, draw, split_lines
+from service.domain.datasets.splits import MIN_TRAIN, draw, split_lines
 from service.errors import InvalidRequest
 
 

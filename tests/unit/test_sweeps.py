@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from service.domain.job_request import parse_job_request
-from service.domain.metrics import StepRow
-from service.domain.sweep_request import (
+from service.domain.jobs.metrics import StepRow
+from service.domain.jobs.request import parse_job_request
+from service.domain.sweeps.request import (
     EarlyStop,
     Range,
     Space,
     parse_sweep_request,
     trial_body,
 )
-from service.domain.sweeps import (
+from service.domain.sweeps.trials import (
     Score,
     best_score,
     final_objective,

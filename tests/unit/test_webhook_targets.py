@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.config import Settings
-from service.domain.webhook_targets import address_problem, parse_networks, url_problem
+from service.domain.webhooks.targets import address_problem, parse_networks, url_problem
 
 
 @pytest.mark.parametrize(

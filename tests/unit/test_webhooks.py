@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.domain.jobs import JobState
-from service.domain.webhooks import (
+from service.domain.jobs.states import JobState
+from service.domain.webhooks.signing import (
     EVENT_ID_HEADER,
     EVENT_TYPE_HEADER,
     RETRY_JITTER,

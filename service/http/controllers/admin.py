@@ -8,13 +8,14 @@ from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.exceptions import HTTPException
 from litestar.params import Body, FromPath, JSONBody
 
-from service.domain.policy import Policy
+from service.domain.tenancy.policy import Policy
 from service.http.auth import context_of, require_operator
-from service.http.job_schemas import WebhookSecret
 from service.http.path_ids import require_wellformed_ids
-from service.http.schemas import Key, KeyCreate, KeyCreated, ListResponse, Org, OrgCreate
-from service.operations import tenancy, webhooks
-from service.store.tenancy import KeyRecord, OrgRecord
+from service.http.schemas.common import Key, KeyCreate, KeyCreated, ListResponse, Org, OrgCreate
+from service.http.schemas.jobs import WebhookSecret
+from service.operations.tenancy import orgs as tenancy
+from service.operations.webhooks import events as webhooks
+from service.store.tenancy.orgs import KeyRecord, OrgRecord
 
 
 def _org(record: OrgRecord) -> Org:

@@ -9,11 +9,11 @@ from litestar import Controller, Request, delete, get, put
 from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.domain.access import Capability
+from service.domain.tenancy.access import Capability
 from service.http.auth import context_of, principal_of, require_org_key
 from service.http.path_ids import require_wellformed_ids
-from service.operations import models
-from service.operations.models import Alias
+from service.operations.inference import models
+from service.operations.inference.models import Alias
 
 
 class AliasUpdate(BaseModel):

@@ -9,13 +9,13 @@ from litestar import Controller, Request, get
 from litestar.params import QueryParameter
 from litestar.response import Stream
 
-from service.domain.access import Capability
+from service.domain.tenancy.access import Capability
 from service.errors import InvalidRequest
 from service.http.auth import context_of, principal_of, require_org_key
-from service.http.schemas import AuditList, AuditRecord
+from service.http.schemas.common import AuditList, AuditRecord
 from service.ids import is_stream_id
-from service.operations.audit import list_audit
-from service.store.audit import AuditFilter
+from service.operations.tenancy.audit import list_audit
+from service.store.tenancy.audit import AuditFilter
 
 Since = Annotated[float | None, QueryParameter(description="Unix time, inclusive.", ge=0)]
 Until = Annotated[float | None, QueryParameter(description="Unix time, inclusive.", ge=0)]

@@ -15,7 +15,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.response import File
 
 from service import __version__
-from service.http.schemas import Index
+from service.http.schemas.common import Index
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "static" / "swagger-ui"
 ASSETS = {

@@ -9,7 +9,7 @@ from litestar import Controller, Request, Response, get
 
 from service.errors import Unavailable
 from service.http.auth import context_of
-from service.http.schemas import Health, Readiness
+from service.http.schemas.common import Health, Readiness
 
 _NO_AUDIT = {"audit": "never"}
 

@@ -1,7 +1,7 @@
 """The completion proxy: OpenAI's `POST /v1/chat/completions` and legacy `POST /v1/completions`.
 
 Bodies are OpenAI's, taken as raw JSON and passed on after the org's policy (see
-`service.domain.inference`); answers are the upstream's bytes, streamed as they arrive when
+`service.domain.inference.request`); answers are the upstream's bytes, streamed as they arrive when
 `stream` is true. These routes authenticate and audit themselves (`opt={"audit": "self"}`):
 the audit record of a call is written when its usage is known, after the reply.
 """
@@ -14,12 +14,12 @@ from litestar import Controller, Request, Response, post
 from litestar.background_tasks import BackgroundTask
 from litestar.response import Stream
 
-from service.domain.inference import Api
+from service.domain.inference.request import Api
 from service.errors import TunegateError
 from service.http.auth import bearer_token, context_of
 from service.http.bodies import check_json_depth
 from service.http.errors import status_and_type
-from service.operations import inference
+from service.operations.inference import proxy as inference
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 SSE_TYPE = "text/event-stream"  # Litestar adds the charset

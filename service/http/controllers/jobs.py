@@ -8,21 +8,22 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import MultiDict
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
-from service.domain.access import Capability
-from service.domain.charts import render_metrics_svg
-from service.domain.job_request import JobRequest
-from service.domain.jobs import JobEvent
-from service.domain.metrics import metrics_csv, metrics_json
+from service.domain.charts.charts import render_metrics_svg
+from service.domain.jobs.metrics import metrics_csv, metrics_json
+from service.domain.jobs.request import JobRequest
+from service.domain.jobs.states import JobEvent
+from service.domain.tenancy.access import Capability
 from service.http.auth import context_of, principal_of, require_org_key
-from service.http.job_schemas import (
+from service.http.path_ids import require_wellformed_ids
+from service.http.schemas.jobs import (
     FineTuningJob,
     FineTuningJobCheckpointList,
     FineTuningJobEventList,
     FineTuningJobList,
     JobMetrics,
 )
-from service.http.path_ids import require_wellformed_ids
-from service.operations import job_views, jobs
+from service.operations.jobs import create as jobs
+from service.operations.jobs import views as job_views
 from service.store.jobs import JobRecord
 
 After = Annotated[str | None, QueryParameter(description="The id of the last object seen.")]

@@ -8,11 +8,11 @@ from litestar import Controller, Request, delete, get
 from litestar.params import FromPath
 from pydantic import BaseModel
 
-from service.domain.access import Capability
+from service.domain.tenancy.access import Capability
 from service.http.auth import context_of, principal_of, require_org_key
 from service.http.path_ids import require_wellformed_ids
-from service.operations import models
-from service.operations.models import ModelInfo
+from service.operations.inference import models
+from service.operations.inference.models import ModelInfo
 
 
 class ModelObject(BaseModel):

@@ -7,12 +7,13 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from service.domain.access import Capability
-from service.domain.sweep_request import SweepRequest
+from service.domain.sweeps.request import SweepRequest
+from service.domain.tenancy.access import Capability
 from service.http.auth import context_of, principal_of, require_org_key
 from service.http.path_ids import require_wellformed_ids
-from service.http.sweep_schemas import Sweep, SweepList, SweepPromote, SweepPromoted
-from service.operations import sweep_views, sweeps
+from service.http.schemas.sweeps import Sweep, SweepList, SweepPromote, SweepPromoted
+from service.operations.sweeps import create as sweeps
+from service.operations.sweeps import views as sweep_views
 from service.store.sweeps import SweepRecord
 
 After = Annotated[str | None, QueryParameter(description="The id of the last sweep seen.")]

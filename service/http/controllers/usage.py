@@ -10,9 +10,9 @@ from litestar import Controller, Request, get
 from litestar.params import QueryParameter
 from pydantic import BaseModel, Field
 
-from service.domain.access import Capability
+from service.domain.tenancy.access import Capability
 from service.http.auth import context_of, principal_of, require_org_key
-from service.operations.usage import UsageTotal, date_range, usage_report
+from service.operations.inference.usage import UsageTotal, date_range, usage_report
 
 GroupBy = Annotated[
     list[str] | None,

@@ -7,11 +7,12 @@ from typing import Any
 
 from litestar import Controller, Request, get, post
 
-from service.domain.access import Capability
+from service.domain.tenancy.access import Capability
 from service.http.auth import context_of, principal_of, require_org_key
 from service.http.controllers.jobs import After, Limit
-from service.http.job_schemas import WebhookDelivery, WebhookDeliveryList, WebhookReceived
-from service.operations import job_views, webhooks
+from service.http.schemas.jobs import WebhookDelivery, WebhookDeliveryList, WebhookReceived
+from service.operations.jobs import views as job_views
+from service.operations.webhooks import events as webhooks
 from service.store.webhooks import DeliveryRecord
 
 

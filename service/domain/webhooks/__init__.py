@@ -1,0 +1,2 @@
+"""Webhooks, pure: signing the job-done callbacks, verifying OpenAI's
+events, and where callbacks may go."""

@@ -1,0 +1,2 @@
+"""The completion proxy (`proxy`), the org's models and aliases
+(`models`), and usage with its costs (`usage`)."""

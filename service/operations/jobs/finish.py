@@ -1,0 +1,163 @@
+"""What happens once a job has ended, one step at a time (`jobs.records.steps_for`):
+
+    promote   give the freed slot to the org's next waiting job
+    sync      read the last events (a job the caller cancelled)
+    metrics   download the result file and keep its step metrics
+    usage     the training tokens and their estimated cost, under `fine-tuning:<base model>`
+    files     stamp the files' `last_used_at` (dataset retention counts from there)
+    audit     `jobs.succeeded` / `jobs.failed` / `jobs.cancelled`
+    callback  queue the job-done callback to the org's `webhook_url`
+    sweep     wake the job's sweep, if it is a trial of one
+
+The tuned model is registered in the org's registry before the job is recorded as succeeded
+(`jobs.records.register_model`), so it is routable as soon as callers see the status. Steps are
+crossed off in the record once done (the ones harmless to repeat, a few at a time), so a worker
+that dies part-way leaves the rest to the next one (the job stays due until the last step). A
+step that fails for a passing reason raises and is retried with the job's backoff; a result file
+the upstream cannot serve is skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+
+from service.domain.jobs.metrics import rows_from_result_file
+from service.domain.jobs.states import JobState
+from service.domain.pricing import UnknownModelError, training_cost
+from service.domain.tenancy.audit import Outcome
+from service.errors import UpstreamRejected
+from service.logging import get_logger
+from service.operations.context import Context
+from service.operations.inference.usage import NANOS
+from service.operations.jobs import slots as job_slots
+from service.operations.jobs import watch as job_watch
+from service.operations.jobs.submit import job_files
+from service.operations.sweeps import schedule as sweep_schedule
+from service.operations.tenancy.audit import record_audit
+from service.operations.webhooks import events as webhooks
+from service.store.datasets.files import FileRecord
+from service.store.inference.usage import UsageEntry
+from service.store.jobs import JobRecord
+
+log = get_logger(__name__)
+_OUTCOMES: dict[JobState, Outcome] = {JobState.SUCCEEDED: "success", JobState.FAILED: "error"}
+# Steps crossed off as soon as they are done: `sync` changes the record the later steps read,
+# usage and audit records must not be written twice, and after `callback` only `sweep` is left,
+# whose sweep must find the job finished. The others are harmless to repeat.
+CROSS_OFF_AT_ONCE = frozenset({"sync", "usage", "audit", "callback"})
+
+
+async def finish(ctx: Context, record: JobRecord) -> JobRecord | None:
+    current: JobRecord | None = record
+    done: list[str] = []
+    for step in list(record.pending):
+        assert current is not None
+        await STEPS[step](ctx, current)
+        done.append(step)
+        if step in CROSS_OFF_AT_ONCE or step == record.pending[-1]:
+            current = await ctx.store.jobs.update(record.id, _crossed_off(done))
+            done = []
+    return current
+
+
+def _crossed_off(steps: list[str]) -> Callable[[JobRecord], JobRecord | None]:
+    def cross(record: JobRecord) -> JobRecord | None:
+        record.pending = [step for step in record.pending if step not in steps]
+        if not record.pending:
+            record.due_at = None
+        return record
+
+    return cross
+
+
+async def _promote(ctx: Context, record: JobRecord) -> None:
+    await job_slots.promote_org(ctx, record.org_id)
+
+
+async def _sync(ctx: Context, record: JobRecord) -> None:
+    await job_watch.poll(ctx, record)
+
+
+async def _metrics(ctx: Context, record: JobRecord) -> None:
+    if not record.result_files:
+        return
+    try:
+        content = await ctx.upstream.file_content(record.result_files[0])
+        rows = rows_from_result_file(content)
+    except UpstreamRejected as error:
+        log.warning("result_file_unavailable", job_id=record.id, status=error.status)
+        return
+    await ctx.store.jobs.put_metrics(record.id, [asdict(row) for row in rows])
+
+
+async def _usage(ctx: Context, record: JobRecord) -> None:
+    if not record.trained_tokens:
+        return
+    try:
+        cost = training_cost(record.base_model, record.trained_tokens, ctx.prices) or 0.0
+    except UnknownModelError:
+        cost = 0.0
+    entry = UsageEntry(
+        org_id=record.org_id,
+        key_id=record.key_id or "",
+        model=f"fine-tuning:{record.base_model}",
+        day=dt.datetime.now(dt.UTC).date().isoformat(),
+        prompt_tokens=0,
+        completion_tokens=0,
+        trained_tokens=record.trained_tokens,
+        cost_nanos=round(cost * NANOS),
+        requests=0,
+    )
+    await ctx.store.usage.record([entry], [])
+
+
+async def _files(ctx: Context, record: JobRecord) -> None:
+    now = int(time.time())
+
+    def used(file: FileRecord) -> FileRecord:
+        file.last_used_at = now
+        return file
+
+    for file_id in job_files(record):
+        await ctx.store.files.update(file_id, used)
+
+
+async def _audit(ctx: Context, record: JobRecord) -> None:
+    details = {
+        "upstream_job_id": record.upstream_id,
+        "fine_tuned_model": record.fine_tuned_model,
+        "trained_tokens": record.trained_tokens,
+        "error": record.error,
+    }
+    await record_audit(
+        ctx.store,
+        principal=None,
+        org_id=record.org_id,
+        action=f"jobs.{record.state.value}",
+        outcome=_OUTCOMES.get(record.state, "success"),
+        resource_id=record.id,
+        details={name: value for name, value in details.items() if value is not None},
+    )
+
+
+async def _callback(ctx: Context, record: JobRecord) -> None:
+    await webhooks.queue_job_callback(ctx, record)
+
+
+async def _sweep(ctx: Context, record: JobRecord) -> None:
+    await sweep_schedule.job_changed(ctx, record)
+
+
+STEPS: dict[str, Callable[[Context, JobRecord], Awaitable[None]]] = {
+    "promote": _promote,
+    "sync": _sync,
+    "metrics": _metrics,
+    "usage": _usage,
+    "files": _files,
+    "audit": _audit,
+    "callback": _callback,
+    "sweep": _sweep,
+}

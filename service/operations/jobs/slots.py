@@ -1,0 +1,49 @@
+"""The org's `max_concurrent_jobs` slots: jobs past the limit wait at the gateway, first come
+first served, and start as slots free up.
+
+A job holds a slot from the moment it is handed to the upstream until it ends (paused ones keep
+theirs, so a resume never waits). Slots are given out by the store atomically, to the heads of
+the org's FIFO, whenever a job becomes ready, a job ends, or the sweeper passes (a raised limit).
+"""
+
+from __future__ import annotations
+
+import time
+
+from service.domain.jobs.states import JobEvent, JobState, transition
+from service.operations.context import Context
+from service.operations.jobs import records as job_records
+from service.operations.jobs import schedule as job_schedule
+from service.store.jobs import Change, JobRecord
+
+
+async def promote_org(ctx: Context, org_id: str) -> list[JobRecord]:
+    """Start as many of the org's waiting jobs as its free slots allow."""
+    org = await ctx.store.tenancy.get_org(org_id)
+    limit = org.policy.max_concurrent_jobs if org is not None else None
+    started = await ctx.store.jobs.promote(org_id, limit, _start(time.time()))
+    for record in started:
+        await job_schedule.queue_due(ctx, record.due_at)
+    return started
+
+
+async def promote_all(ctx: Context) -> int:
+    """Sweeper: start whatever waits while slots are free (a limit raised, a crash)."""
+    started = 0
+    for org in await ctx.store.tenancy.list_orgs():
+        if await ctx.store.jobs.waiting_count(org.id):
+            started += len(await promote_org(ctx, org.id))
+    return started
+
+
+def _start(now: float) -> Change:
+    def start(record: JobRecord) -> JobRecord | None:
+        if record.state != JobState.WAITING_SLOT:
+            return None
+        before = record.state
+        record.state = transition(record.state, JobEvent.SLOT_ACQUIRED)
+        record.due_at = now
+        job_records.saw(record, before, now)
+        return record
+
+    return start

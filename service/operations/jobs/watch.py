@@ -1,0 +1,116 @@
+"""Watching a job the upstream holds, one poll at a time: no worker ever sleeps inside a job.
+
+A poll reads the upstream job, the events after the last one stored (pages come newest first;
+`polling.new_events` keeps the new ones, oldest first and each once), and the checkpoints when
+the status moved or an event mentions one. The events are appended in the same transaction that
+records the last one's id, so a retried poll never stores one twice. The next poll is due after
+`polling.next_poll_delay`: quick after a status change, backing off to about a minute while the
+status holds, jittered so that jobs created together spread out. Progress events alone do not
+count as a change: a long run costs one poll a minute, and OpenAI's webhooks (or a caller's
+cancel) bring the end sooner. Upstream ids in messages and checkpoints are shown as tunegate's.
+A job whose create took more than one attempt also looks for a late twin on each poll.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from service.domain.jobs.polling import new_events, next_poll_delay
+from service.domain.jobs.states import is_terminal, observe
+from service.operations.context import Context
+from service.operations.jobs.records import copy_upstream, ended, register_model, saw
+from service.operations.jobs.submit import cancel_late_twins
+from service.operations.sweeps import schedule as sweep_schedule
+from service.store.jobs import JobRecord
+from service.upstream import FineTuningJob
+
+EVENT_PAGE = 100
+_jitter = random.Random()
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    job: FineTuningJob
+    events: list[dict[str, Any]]  # new since the last poll, oldest first, as callers see them
+    checkpoints: list[dict[str, Any]] | None  # None: not fetched this time
+
+
+async def poll(ctx: Context, record: JobRecord) -> JobRecord | None:
+    """Read the upstream and record what it says; the next poll is due after the delay."""
+    snapshot = await fetch(ctx, record)
+    await cancel_late_twins(ctx, record)
+    await register_model(ctx, record, snapshot.job)
+    updated = await ctx.store.jobs.update(
+        record.id,
+        lambda current: observe_poll(current, snapshot, time.time()),
+        events=snapshot.events,
+        checkpoints=snapshot.checkpoints,
+    )
+    if updated is not None and any(event.get("type") == "metrics" for event in snapshot.events):
+        await sweep_schedule.job_changed(ctx, updated)  # a sweep may stop this trial early
+    return updated
+
+
+async def fetch(ctx: Context, record: JobRecord) -> Snapshot:
+    upstream_id = record.upstream_id or ""
+    job = await ctx.upstream.retrieve_job(upstream_id)
+    events = await upstream_events(ctx, upstream_id, record.last_event_id)
+    checkpoints = None
+    if job.status != record.upstream_status or _mentions_checkpoint(events):
+        found = await ctx.upstream.list_checkpoints(upstream_id)
+        checkpoints = [_shown_checkpoint(item.model_dump(mode="json"), record) for item in found]
+    shown = [_shown_event(event, record.aliases) for event in events]
+    return Snapshot(job, shown, checkpoints)
+
+
+async def upstream_events(
+    ctx: Context, upstream_id: str, last_seen: str | None
+) -> list[dict[str, Any]]:
+    """The upstream's events after `last_seen`, oldest first, reading back page by page."""
+    newest_first: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        page, more = await ctx.upstream.list_events(upstream_id, after=after, limit=EVENT_PAGE)
+        newest_first += [event.model_dump(mode="json") for event in page]
+        found = new_events(newest_first, last_seen)
+        if found.complete or not more or not page:
+            return [dict(event) for event in found.events]
+        after = page[-1].id
+
+
+def observe_poll(record: JobRecord, snapshot: Snapshot, now: float) -> JobRecord:
+    if snapshot.events:
+        record.last_event_id = str(snapshot.events[-1]["id"])
+    before = record.state
+    copy_upstream(record, snapshot.job)
+    if is_terminal(before):  # ended here meanwhile (a cancel): only the facts are new
+        return record
+    record.state = observe(before, snapshot.job.status)
+    record.failures = 0
+    saw(record, before, now)
+    if is_terminal(record.state):
+        ended(record, now, observed=True)
+    else:
+        changed = record.state != before
+        record.poll_delay = next_poll_delay(record.poll_delay, changed, _jitter)
+        record.due_at = now + record.poll_delay
+    return record
+
+
+def _mentions_checkpoint(events: list[dict[str, Any]]) -> bool:
+    return any("checkpoint" in str(event.get("message", "")).lower() for event in events)
+
+
+def _shown_event(event: dict[str, Any], aliases: Mapping[str, str]) -> dict[str, Any]:
+    message = str(event.get("message", ""))
+    for upstream, ours in aliases.items():
+        message = message.replace(upstream, ours)
+    return {**event, "message": message}
+
+
+def _shown_checkpoint(checkpoint: dict[str, Any], record: JobRecord) -> dict[str, Any]:
+    return {**checkpoint, "fine_tuning_job_id": record.id}

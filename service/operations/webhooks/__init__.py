@@ -1,0 +1,2 @@
+"""Webhooks both ways (`events`), and checking a `webhook_url`'s
+destination (`destinations`)."""

@@ -1,0 +1,149 @@
+"""Token usage per org, key, model and UTC day, written once per proxied call.
+
+One hash per org and day holds integer counters named `<key id>|<model>|<metric>`: prompt and
+completion tokens, requests, and the estimated cost in nano-dollars (integers add up exactly
+where floats would drift). The counters and rate-limit corrections of a batch of calls go in
+one pipelined round trip. Days are kept `RETENTION_DAYS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
+
+from service.store import keys
+from service.store.base import Repository
+from service.store.inference.ratelimit import RateLimitRepository, queue_adjust
+
+RETENTION_DAYS = 400
+METRICS = {
+    "p": "prompt_tokens",
+    "c": "completion_tokens",
+    "t": "trained_tokens",
+    "n": "requests",
+    "$": "cost_nanos",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEntry:
+    org_id: str
+    key_id: str
+    model: str
+    day: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_nanos: int
+    requests: int = 1
+    trained_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCorrection:
+    key_id: str
+    tokens_per_minute: int
+    delta: int
+
+
+@dataclass(slots=True)
+class UsageRow:
+    day: str
+    key_id: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    trained_tokens: int = 0
+    requests: int = 0
+    cost_nanos: int = 0
+
+
+class UsageRepository(Repository):
+    def __init__(self, redis: Redis, rate_limits: RateLimitRepository) -> None:
+        super().__init__(redis)
+        self.rate_limits = rate_limits
+
+    async def record(self, entries: list[UsageEntry], corrections: list[TokenCorrection]) -> None:
+        """Count the entries and apply the corrections in one round trip (entries of the same
+        org, day, key and model are summed first, as are corrections of the same key)."""
+        entries, corrections = _merged(entries), _merged_corrections(corrections)
+        if not entries and not corrections:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for entry in entries:
+                _count(pipe, entry)
+            for name in {keys.usage_day(entry.org_id, entry.day) for entry in entries}:
+                pipe.expire(name, RETENTION_DAYS * 86_400)
+            for fix in corrections:
+                queue_adjust(pipe, fix.key_id, fix.tokens_per_minute, fix.delta)
+            results = await pipe.execute(raise_on_error=False)
+        for result in results:
+            if isinstance(result, Exception) and not isinstance(result, NoScriptError):
+                raise result
+        if any(isinstance(result, NoScriptError) for result in results):
+            for fix in corrections:
+                await self.rate_limits.adjust(fix.key_id, fix.tokens_per_minute, fix.delta)
+
+    async def rows(self, org_id: str, days: list[str]) -> list[UsageRow]:
+        """Every (day, key, model) row of the given days."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for day in days:
+                pipe.hgetall(keys.usage_day(org_id, day))
+            hashes = await pipe.execute()
+        rows: list[UsageRow] = []
+        for day, counters in zip(days, hashes, strict=True):
+            rows.extend(_rows(day, counters))
+        return rows
+
+
+def _count(pipe: Pipeline, entry: UsageEntry) -> None:
+    name = keys.usage_day(entry.org_id, entry.day)
+    prefix = f"{entry.key_id}|{entry.model}|"
+    pipe.hincrby(name, prefix + "p", entry.prompt_tokens)
+    pipe.hincrby(name, prefix + "c", entry.completion_tokens)
+    if entry.trained_tokens:
+        pipe.hincrby(name, prefix + "t", entry.trained_tokens)
+    pipe.hincrby(name, prefix + "n", entry.requests)
+    pipe.hincrby(name, prefix + "$", entry.cost_nanos)
+
+
+def _merged(entries: list[UsageEntry]) -> list[UsageEntry]:
+    sums: dict[tuple[str, str, str, str], UsageEntry] = {}
+    for entry in entries:
+        group = (entry.org_id, entry.day, entry.key_id, entry.model)
+        seen = sums.get(group)
+        sums[group] = (
+            entry
+            if seen is None
+            else replace(
+                seen,
+                prompt_tokens=seen.prompt_tokens + entry.prompt_tokens,
+                completion_tokens=seen.completion_tokens + entry.completion_tokens,
+                trained_tokens=seen.trained_tokens + entry.trained_tokens,
+                cost_nanos=seen.cost_nanos + entry.cost_nanos,
+                requests=seen.requests + entry.requests,
+            )
+        )
+    return list(sums.values())
+
+
+def _merged_corrections(corrections: list[TokenCorrection]) -> list[TokenCorrection]:
+    sums: dict[str, TokenCorrection] = {}
+    for fix in corrections:
+        seen = sums.get(fix.key_id)
+        sums[fix.key_id] = fix if seen is None else replace(seen, delta=seen.delta + fix.delta)
+    return [fix for fix in sums.values() if fix.delta]
+
+
+def _rows(day: str, counters: dict[str, str]) -> list[UsageRow]:
+    found: dict[tuple[str, str], UsageRow] = {}
+    for field, value in counters.items():
+        key_id, _, rest = field.partition("|")
+        model, _, metric = rest.rpartition("|")
+        if metric not in METRICS:
+            continue
+        row = found.setdefault((key_id, model), UsageRow(day, key_id, model))
+        setattr(row, METRICS[metric], int(value))
+    return list(found.values())
