@@ -7,27 +7,13 @@ from typing import Any
 
 import pytest
 
-from service.domain.inference.request import check_body, prepare, scan_json, scan_pii
+from service.domain.inference.request import scan_json
 from service.domain.pii import detect as pii
 from service.domain.tenancy.policy import Policy
 from service.errors import InvalidRequest, PayloadTooLarge
+from tests.unit.test_inference import run
 
-KEY = b"k" * 32
 EMAIL = "bob.smith@example.com"
-
-
-def run(body: dict[str, Any], api: str = "chat", **policy: Any) -> Any:
-    rules = Policy(**policy)
-    prepared = prepare(
-        check_body(body, api),  # type: ignore[arg-type]
-        api,  # type: ignore[arg-type]
-        rules,
-        model=body["model"],
-        org_id="org_a",
-        user_key=KEY,
-    )
-    scan_pii(prepared, rules)
-    return prepared
 
 
 def chat(*messages: dict[str, Any], **fields: Any) -> dict[str, Any]:
