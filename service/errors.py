@@ -9,6 +9,7 @@
     ├── Conflict                  state or idempotency conflict
     ├── PayloadTooLarge           body over a configured limit
     ├── RateLimited               a per-key limit was hit (retry_after seconds)
+    ├── QuotaExceeded             a budget of the org would go over (not worth retrying)
     ├── Unavailable               a dependency of ours (Redis) is down
     └── UpstreamError             the upstream (OpenAI or the sandbox) failed
         ├── UpstreamRejected      upstream answered 4xx: passed back with its status
@@ -76,6 +77,10 @@ class RateLimited(TunegateError):
     def __init__(self, message: str, *, retry_after: float, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+
+
+class QuotaExceeded(TunegateError):
+    default_code = "insufficient_quota"
 
 
 class Unavailable(TunegateError):

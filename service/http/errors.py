@@ -27,6 +27,7 @@ _TABLE: list[tuple[type[errors.TunegateError], int, str]] = [
     (errors.Conflict, 409, "conflict_error"),
     (errors.PayloadTooLarge, 413, "invalid_request_error"),
     (errors.RateLimited, 429, "rate_limit_error"),
+    (errors.QuotaExceeded, 429, "insufficient_quota"),
     (errors.Unavailable, 503, "server_error"),
     (errors.UpstreamTimeout, 504, "upstream_error"),
     (errors.UpstreamUnavailable, 502, "upstream_error"),
@@ -64,6 +65,8 @@ def error_response(error: errors.TunegateError) -> Response[Any]:
     body = envelope(error.message, type_, error.param, error.code)
     body["error"].update(error.extra.get("envelope", {}))
     headers: dict[str, str] = dict(error.extra.get("headers", {}))
+    if isinstance(error, errors.QuotaExceeded):
+        headers["x-should-retry"] = "false"  # the SDKs' signal: retrying cannot help
     if isinstance(error, errors.RateLimited):
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
     return Response(body, status_code=status, headers=headers)

@@ -8,6 +8,7 @@ as a hang: connections carry short timeouts.
 from __future__ import annotations
 
 from service.store.base import close_redis, connect_redis
+from service.store.budgets import BudgetRepository
 from service.store.datasets.copies import CopyRepository
 from service.store.datasets.files import FileRepository
 from service.store.inference.models import VIEW_TTL_SECONDS, ModelRepository
@@ -37,6 +38,7 @@ class Store:
         self.jobs = JobRepository(self.redis)
         self.webhooks = WebhookRepository(self.redis)
         self.sweeps = SweepRepository(self.redis)
+        self.budgets = BudgetRepository(self.redis)
 
     async def ping(self) -> bool:
         return await self.workers.ping()

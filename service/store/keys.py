@@ -200,3 +200,9 @@ def org_sweeps(org_id: str) -> str:
 def sweeps_due() -> str:
     """Sweeps a worker should advance, scored by when."""
     return f"{PREFIX}sweeps:due"
+
+
+def budget(org_id: str, period: str) -> str:
+    """An org's spending in one budget period (named by its first day): spent and reserved
+    nano-dollars per scope, and the alerts already sent."""
+    return f"{PREFIX}org:{org_id}:budget:{period}"

@@ -49,6 +49,53 @@ class RateLimits(BaseModel):
     )
 
 
+class BudgetKinds(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    inference: float | None = Field(
+        default=None, ge=0, description="USD per period for proxied calls; null: no limit."
+    )
+    training: float | None = Field(
+        default=None, ge=0, description="USD per period for fine-tuning; null: no limit."
+    )
+
+
+class Budgets(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    monthly_usd: float | None = Field(
+        default=None, ge=0, description="USD the whole org may spend per period; null: no limit."
+    )
+    per_key: dict[str, float] = Field(
+        default_factory=dict,
+        description="USD per period for single keys, by key id (`key_...`).",
+    )
+    per_kind: BudgetKinds | None = Field(
+        default=None, description="USD per period for `inference` and `training` apart."
+    )
+    reset_day: int = Field(
+        default=1,
+        ge=1,
+        le=28,
+        description="Day of the month (UTC midnight) a period starts; 1: calendar months.",
+    )
+    alert_thresholds: list[float] = Field(
+        default_factory=lambda: [0.5, 0.8, 1.0],
+        description=(
+            "Fractions of a limit whose crossing sends `budget.threshold_reached` (1.0: "
+            "`budget.exhausted`) to `webhook_url`, once per period."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _amounts_are_valid(self) -> Budgets:
+        if any(usd < 0 for usd in self.per_key.values()):
+            raise ValueError("per_key limits are USD amounts of 0 or more")
+        if any(not 0 < share <= 1 for share in self.alert_thresholds):
+            raise ValueError("alert_thresholds are fractions above 0 and at most 1")
+        return self
+
+
 class Policy(BaseModel):
     """Per-org privacy and usage policy; each field says what it does."""
 
@@ -118,6 +165,13 @@ class Policy(BaseModel):
         description=(
             "POSTed, HMAC-signed, when a job or sweep ends; public destinations only unless "
             "the operator allows a network. null: no callbacks."
+        ),
+    )
+    budgets: Budgets | None = Field(
+        default=None,
+        description=(
+            "Spending limits per period: a call or job that could take a limit over is "
+            "refused before it reaches the upstream (429 `insufficient_quota`); null: none."
         ),
     )
     opaque_parts: OpaqueParts = Field(
