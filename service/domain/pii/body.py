@@ -40,6 +40,7 @@ STRUCTURAL_KEYS = frozenset(
         "tool_call_id",
         "call_id",
         "previous_response_id",
+        "encrypted_content",
         "file_id",
         "status",
         "detail",
@@ -129,7 +130,7 @@ class BodyScanner:
 
     def _object(self, obj: dict[str, Any], where: str, pending: list[tuple[Any, str]]) -> None:
         if not self.opaque_allowed and obj.get("type") in OPAQUE_TYPES:
-            raise OpaquePart(where or "(body)", f"a {obj['type']} part")
+            raise OpaquePart(where or "(body)", f"a part of type {obj['type']!r}")
         for key in list(obj):
             item = obj[key]
             here = f"{where}.{key}" if where else key
