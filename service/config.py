@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +48,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=Path("./.tunegate/data"), validation_alias=_env("TUNEGATE_DATA_DIR")
     )
+    # where dataset bytes live: file:///path (default: data_dir) or s3://bucket/prefix
+    storage_url: str | None = Field(default=None, validation_alias=_env("TUNEGATE_STORAGE_URL"))
     host: str = Field(default="127.0.0.1", validation_alias=_env("TUNEGATE_HOST"))
     port: int = Field(default=8080, ge=0, le=65535, validation_alias=_env("TUNEGATE_PORT"))
     log_format: Literal["json", "console"] | None = Field(
@@ -140,6 +143,27 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(schemes):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value or None
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("file:///", "s3://")):
+            raise ValueError("must be a file:///path or s3://bucket/prefix URL")
+        if value and value.startswith("s3://") and not value.removeprefix("s3://").strip("/"):
+            raise ValueError("must name a bucket: s3://bucket/prefix")
+        return value or None
+
+    @property
+    def storage(self) -> str:
+        """The dataset store's URL: TUNEGATE_STORAGE_URL, else TUNEGATE_DATA_DIR as file://."""
+        return self.storage_url or self.data_dir.resolve().as_uri()
+
+    @property
+    def local_data_dir(self) -> Path | None:
+        """The folder holding dataset bytes, when they are on local disk."""
+        if self.storage.startswith("file://"):
+            return Path(urlsplit(self.storage).path)
+        return None
 
     @property
     def embedded(self) -> bool:

@@ -23,8 +23,8 @@ from service.embedded import EmbeddedRedis
 from service.http.app import asgi_stack, create_app
 from service.logging import configure_logging, get_logger, register_secrets
 from service.operations.context import Context
-from service.operations.datasets.files import private_dir
 from service.queue import TaskQueue
+from service.storage.local import private_dir
 from service.store import Store, keys
 from service.upstream import Upstream
 
@@ -137,7 +137,8 @@ def build_gateway(settings: Settings, *, embedded_workers: int = 2) -> Gateway:
             publish_sandbox(settings)
     register_secrets(settings.secret_values())
     assert settings.redis_url is not None
-    private_dir(settings.data_dir)
+    if settings.local_data_dir is not None:
+        private_dir(settings.local_data_dir)
     if embedded:
         from workers.main import start_thread_workers
 

@@ -35,7 +35,9 @@ def check_redis(settings: Settings) -> None:
 
 
 def check_data_dir(settings: Settings) -> None:
-    folder = settings.data_dir
+    folder = settings.local_data_dir
+    if folder is None:
+        return
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):

@@ -24,7 +24,7 @@ import contextlib
 import hashlib
 import random
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -337,18 +337,39 @@ class Upstream:
     async def upload_file(
         self, path: Path, *, purpose: FilePurpose = "fine-tune", filename: str | None = None
     ) -> FileObject:
-        """Upload a local file: one request up to `multipart_threshold` bytes, else the
-        Uploads API in `part_size` parts (with an md5 check; cancelled if it fails)."""
-        name = filename or path.name
+        """Upload a local file (see `upload_stream`)."""
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async with await anyio.open_file(path, "rb") as handle:
+                while chunk := await handle.read(self.part_size):
+                    yield chunk
+
         size = (await anyio.Path(path).stat()).st_size
+        return await self.upload_stream(chunks, size, filename or path.name, purpose=purpose)
+
+    async def upload_stream(
+        self,
+        chunks: Callable[[], AsyncIterator[bytes]],
+        size: int,
+        filename: str,
+        *,
+        purpose: FilePurpose = "fine-tune",
+    ) -> FileObject:
+        """Upload `size` bytes read from `chunks()`: one request up to `multipart_threshold`
+        bytes, else the Uploads API in `part_size` parts as they stream (with an md5 check;
+        cancelled if it fails), never the whole file in memory."""
         if size > self.multipart_threshold:
-            return await _guard(self._upload_in_parts(path, name, size, purpose))
-        content = await anyio.Path(path).read_bytes()
+            return await _guard(self._upload_in_parts(chunks, filename, size, purpose))
+        content = b"".join([chunk async for chunk in chunks()])
         files = self._client.with_options(max_retries=0).files  # as create_job: look first
-        return await _guard(files.create(file=(name, content), purpose=purpose))
+        return await _guard(files.create(file=(filename, content), purpose=purpose))
 
     async def _upload_in_parts(
-        self, path: Path, name: str, size: int, purpose: FilePurpose
+        self,
+        chunks: Callable[[], AsyncIterator[bytes]],
+        name: str,
+        size: int,
+        purpose: FilePurpose,
     ) -> FileObject:
         uploads = self._client.uploads
         upload = await uploads.create(
@@ -356,10 +377,9 @@ class Upstream:
         )
         try:
             part_ids, digest = [], hashlib.md5(usedforsecurity=False)
-            async with await anyio.open_file(path, "rb") as handle:
-                while chunk := await handle.read(self.part_size):
-                    digest.update(chunk)
-                    part_ids.append((await uploads.parts.create(upload.id, data=chunk)).id)
+            async for part in _parts(chunks(), self.part_size):
+                digest.update(part)
+                part_ids.append((await uploads.parts.create(upload.id, data=part)).id)
             done = await uploads.complete(upload.id, part_ids=part_ids, md5=digest.hexdigest())
         except BaseException:
             with anyio.CancelScope(shield=True):
@@ -480,3 +500,15 @@ class Upstream:
 
 async def _collect(pages: AsyncIterable[T]) -> list[T]:
     return [item async for item in pages]
+
+
+async def _parts(chunks: AsyncIterator[bytes], part_size: int) -> AsyncIterator[bytes]:
+    """Re-cut a stream of chunks into parts of `part_size` bytes (the last may be shorter)."""
+    pending = bytearray()
+    async for chunk in chunks:
+        pending.extend(chunk)
+        while len(pending) >= part_size:
+            yield bytes(pending[:part_size])
+            del pending[:part_size]
+    if pending:
+        yield bytes(pending)

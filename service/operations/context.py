@@ -9,6 +9,7 @@ from typing import Any
 
 from service.config import Settings
 from service.domain.pricing import PriceTable, load_price_table
+from service.storage import ObjectStorage, open_storage
 from service.store import Store
 
 
@@ -24,6 +25,11 @@ class Context:
     def prices(self) -> PriceTable:
         """The packaged price table, or the operator's override (`TUNEGATE_PRICES_FILE`)."""
         return load_price_table(self.settings.prices_file)
+
+    @cached_property
+    def storage(self) -> ObjectStorage:
+        """Where dataset bytes live (`TUNEGATE_STORAGE_URL`)."""
+        return open_storage(self.settings.storage)
 
     async def aclose(self) -> None:
         if self.upstream is not None:

@@ -119,7 +119,7 @@ def _bytes_deleted(record: FileRecord) -> FileRecord:
 
 
 async def _delete_bytes(ctx: Context, record: FileRecord, days: int) -> None:
-    uploads.stored_path(ctx, record).unlink(missing_ok=True)
+    await ctx.storage.delete(uploads.stored_key(record.org_id, record.id))
     await uploads.release_upstream_copy(ctx, record)
     await ctx.store.files.update(record.id, _bytes_deleted)
     await record_audit(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any, Literal
 
-import anyio
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, QueryParameter
-from litestar.response import File
+from litestar.response import Stream
 
 from service.domain.datasets.report import DatasetReport
 from service.domain.tenancy.access import Capability
@@ -37,7 +37,7 @@ def file_object(record: FileRecord) -> FileObject:
 
 
 async def receive_upload(request: Request[Any, Any, Any]) -> FileRecord:
-    """Stream the multipart body through validation into the data directory."""
+    """Stream the multipart body through validation into storage."""
     ctx, principal = context_of(request), principal_of(request)
     length = int(request.headers.get("content-length") or 0)
     if length > ctx.settings.max_upload_bytes + MULTIPART_SLACK:
@@ -49,25 +49,21 @@ async def receive_upload(request: Request[Any, Any, Any]) -> FileRecord:
     boundary = boundary_of(request.headers.get("content-type", ""))
     org = await get_org(ctx.store, principal.org_id or "")
     upload: files.DatasetUpload | None = None
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def on_file(filename: str) -> None:
-        nonlocal upload
-        upload = await anyio.to_thread.run_sync(files.DatasetUpload, ctx, org, filename)
+        async def on_file(filename: str) -> None:
+            nonlocal upload
+            upload = await stack.enter_async_context(files.open_upload(ctx, org, filename))
 
-    async def on_chunk(chunk: bytes) -> None:
-        if upload is not None:
-            await anyio.to_thread.run_sync(upload.write, chunk)
+        async def on_chunk(chunk: bytes) -> None:
+            if upload is not None:
+                await upload.write(chunk)
 
-    try:
         form = await read_form(request.stream(), boundary, on_file, on_chunk)
         if upload is None:
             raise InvalidRequest("The upload has no 'file' part.", param="file")
-        report = await anyio.to_thread.run_sync(upload.finish)
-        record = await anyio.to_thread.run_sync(upload.commit, report, form.fields.get("purpose"))
-    except BaseException:
-        if upload is not None:
-            upload.abort()
-        raise
+        report = await upload.finish()
+        record = upload.check(report, form.fields.get("purpose"))
     await files.save_upload(ctx, record, report)
     return record
 
@@ -118,14 +114,21 @@ class FilesController(Controller):
         "/{file_id:str}/content",
         operation_id="files.content",
         media_type="application/octet-stream",
+        responses={
+            200: ResponseSpec(
+                bytes,
+                description="The stored bytes (redacted when the org's policy redacts)",
+                media_type="application/octet-stream",
+                generate_examples=False,
+            )
+        },
     )
-    async def file_content(self, request: Request[Any, Any, Any], file_id: FromPath[str]) -> File:
-        path = await files.content_path(context_of(request), principal_of(request), file_id)
-        return File(
-            path,
-            filename=None,
+    async def file_content(self, request: Request[Any, Any, Any], file_id: FromPath[str]) -> Stream:
+        chunks = await files.content_chunks(context_of(request), principal_of(request), file_id)
+        return Stream(
+            chunks,
             media_type="application/octet-stream",
-            content_disposition_type="inline",
+            headers={"content-disposition": "inline"},
         )
 
     @get(

@@ -1,17 +1,20 @@
 """Datasets: receive and validate an upload, list, read and delete.
 
-An upload is validated while it is written (`DatasetUpload`): the bytes land in a temporary file
-under `TUNEGATE_DATA_DIR/tmp` and move into the org's folder only when the whole file is valid,
-so a rejected upload leaves nothing behind. Files are readable by the gateway's user only (0600,
-in 0700 folders). Handing the bytes upstream is `uploads`' job.
+An upload is validated while it streams into storage (`open_upload`): the validated bytes
+(redacted when the org's policy says so) go to the object as they come, and the object appears
+only when the whole file is valid; a rejected or broken-off upload leaves nothing behind (the
+file backend's part file is removed, the S3 multipart upload aborted). Handing the bytes
+upstream is `uploads`' job.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
-from typing import IO
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
 
 from service.domain.datasets.validate import DatasetOptions, DatasetReport, DatasetValidator
 from service.domain.tenancy.access import Principal
@@ -24,22 +27,11 @@ from service.errors import (
 from service.ids import new_id
 from service.operations.context import Context
 from service.operations.datasets import uploads
+from service.storage import ObjectMissing, ObjectWriter
 from service.store.datasets.files import FileRecord
 from service.store.tenancy.orgs import OrgRecord
 
 FINE_TUNE = "fine-tune"
-
-
-def org_dir(ctx: Context, org_id: str) -> Path:
-    return ctx.settings.data_dir / org_id
-
-
-def private_dir(path: Path) -> Path:
-    """`path`, created if need be, open to the gateway's user only."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if path.stat().st_mode & 0o077:
-        path.chmod(0o700)
-    return path
 
 
 def check_filename(filename: str | None) -> str:
@@ -54,8 +46,8 @@ def check_filename(filename: str | None) -> str:
 
 
 class DatasetUpload:
-    """One upload in flight. `write` and `finish` do blocking I/O and CPU work: call them from a
-    worker thread."""
+    """One upload in flight: `feed` and `close` are the validator's blocking CPU work (run
+    them in a worker thread); `write` and `finish` run them there and store what they return."""
 
     def __init__(self, ctx: Context, org: OrgRecord, filename: str) -> None:
         self.ctx = ctx
@@ -69,13 +61,10 @@ class DatasetUpload:
                 prices=ctx.prices,
             )
         )
-        private_dir(ctx.settings.data_dir)
-        self.tmp_path = private_dir(ctx.settings.data_dir / "tmp") / f"{self.file_id}.part"
-        fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        self.handle: IO[bytes] | None = os.fdopen(fd, "wb")
+        self.sink: ObjectWriter | None = None
         self.received = 0
 
-    def write(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes) -> bytes:
         self.received += len(chunk)
         if self.received > self.ctx.settings.max_upload_bytes:
             raise PayloadTooLarge(
@@ -83,35 +72,32 @@ class DatasetUpload:
                 f"{self.ctx.settings.max_upload_bytes} bytes.",
                 param="file",
             )
-        assert self.handle is not None
-        self.handle.write(self.validator.feed(chunk))
+        return self.validator.feed(chunk)
 
-    def finish(self) -> DatasetReport:
-        assert self.handle is not None
-        self.handle.write(self.validator.finish())
-        self.handle.close()
-        self.handle = None
-        return self.validator.report()
+    def close(self) -> tuple[bytes, DatasetReport]:
+        tail = self.validator.finish()
+        return tail, self.validator.report()
 
-    def abort(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
-            self.handle = None
-        self.tmp_path.unlink(missing_ok=True)
+    async def write(self, chunk: bytes) -> None:
+        assert self.sink is not None
+        await self.sink.write(await anyio.to_thread.run_sync(self.feed, chunk))
 
-    def commit(self, report: DatasetReport, purpose: str | None) -> FileRecord:
-        """Reject (and forget) an invalid upload, or move the bytes into place."""
+    async def finish(self) -> DatasetReport:
+        assert self.sink is not None
+        tail, report = await anyio.to_thread.run_sync(self.close)
+        await self.sink.write(tail)
+        return report
+
+    def check(self, report: DatasetReport, purpose: str | None) -> FileRecord:
+        """The file's record, or the reason to reject it (raised inside `open_upload`, which
+        then discards the bytes)."""
         if purpose != FINE_TUNE:
-            self.abort()
             raise InvalidRequest(
                 "tunegate stores fine-tuning datasets only: send purpose='fine-tune'.",
                 param="purpose",
             )
         if not report.valid:
-            self.abort()
             raise dataset_error(report)
-        target = private_dir(org_dir(self.ctx, self.org.id)) / f"{self.file_id}.jsonl"
-        os.replace(self.tmp_path, target)
         return FileRecord(
             id=self.file_id,
             org_id=self.org.id,
@@ -122,6 +108,23 @@ class DatasetUpload:
             created_at=int(time.time()),
             summary=report_summary(report),
         )
+
+
+@asynccontextmanager
+async def open_upload(ctx: Context, org: OrgRecord, filename: str) -> AsyncIterator[DatasetUpload]:
+    """An upload streaming into its object: stored when the block ends cleanly, discarded when
+    it raises (an invalid file, a client gone, a cancelled task)."""
+    async with storing(DatasetUpload(ctx, org, filename)) as upload:
+        yield upload
+
+
+@asynccontextmanager
+async def storing(upload: DatasetUpload) -> AsyncIterator[DatasetUpload]:
+    """`upload` with its object open for writing (see `open_upload`)."""
+    key = uploads.stored_key(upload.org.id, upload.file_id)
+    async with upload.ctx.storage.writer(key) as sink:
+        upload.sink = sink
+        yield upload
 
 
 def dataset_error(report: DatasetReport) -> DatasetInvalid:
@@ -196,21 +199,33 @@ async def file_report(ctx: Context, principal: Principal, file_id: str) -> str:
     return report
 
 
-async def content_path(ctx: Context, principal: Principal, file_id: str) -> Path:
+async def content_chunks(ctx: Context, principal: Principal, file_id: str) -> AsyncIterator[bytes]:
+    """The stored bytes of one of the org's files, in chunks."""
     record = await get_file(ctx, principal, file_id)
-    path = uploads.stored_path(ctx, record)
-    if record.bytes_deleted_at is not None or not path.exists():
+    chunks = ctx.storage.read(uploads.stored_key(record.org_id, record.id))
+    try:
+        first = b"" if record.bytes_deleted_at is not None else await anext(chunks, b"")
+    except ObjectMissing:
+        first = None
+    if record.bytes_deleted_at is not None or first is None:
         raise NotFound(
             f"The bytes of {file_id} were deleted under the org's retention policy.",
             param="id",
             code="file_content_deleted",
         )
-    return path
+    return _prepend(first, chunks)
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for chunk in rest:
+        yield chunk
 
 
 async def delete_file(ctx: Context, principal: Principal, file_id: str) -> FileRecord:
     record = await get_file(ctx, principal, file_id)
     await ctx.store.files.remove(record)
-    uploads.stored_path(ctx, record).unlink(missing_ok=True)
+    await ctx.storage.delete(uploads.stored_key(record.org_id, record.id))
     await uploads.release_upstream_copy(ctx, record)
     return record

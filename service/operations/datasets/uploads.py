@@ -21,7 +21,6 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from pathlib import Path
 
 import anyio
 
@@ -30,14 +29,28 @@ from service.errors import UpstreamError, UpstreamRejected
 from service.logging import get_logger
 from service.operations.context import Context
 from service.operations.tenancy.audit import record_audit
+from service.storage import dataset_key
 from service.store.datasets.files import FileRecord
 
 log = get_logger(__name__)
 _jitter = random.Random()
 
 
-def stored_path(ctx: Context, record: FileRecord) -> Path:
-    return ctx.settings.data_dir / record.org_id / f"{record.id}.jsonl"
+def stored_key(org_id: str, file_id: str) -> str:
+    """Where the file's validated bytes are stored (`service.storage`'s layout)."""
+    return dataset_key(org_id, file_id)
+
+
+async def upload_stored(ctx: Context, record: FileRecord) -> str:
+    """Stream the stored bytes to the upstream, no local copy; the upstream's file id."""
+    key = stored_key(record.org_id, record.id)
+    size = await ctx.storage.size(key)
+    if size is None:
+        raise UpstreamRejected(f"The bytes of {record.id} are gone from storage.", status=404)
+    uploaded = await ctx.upstream.upload_stream(
+        lambda: ctx.storage.read(key), size, upstream_filename(record)
+    )
+    return str(uploaded.id)
 
 
 async def queue_upload(
@@ -131,10 +144,7 @@ async def _hand_upstream(ctx: Context, record: FileRecord) -> str:
             if await ctx.store.files.update(record.id, _count_attempt) is None:
                 return "deleted meanwhile"
             await ctx.store.copies.begin_upload(record.id, record.org_id)
-            uploaded = await ctx.upstream.upload_file(
-                stored_path(ctx, record), filename=upstream_filename(record)
-            )
-            upstream_id = await _record_copy(ctx, record, str(uploaded.id))
+            upstream_id = await _record_copy(ctx, record, await upload_stored(ctx, record))
     except UpstreamError as error:
         if isinstance(error, UpstreamRejected) and not error.passing:
             await _mark_error(ctx, record, error.message)

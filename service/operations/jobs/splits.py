@@ -14,8 +14,9 @@ file they stay the org's, each trial's start and end counting as a use for datas
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -73,7 +74,7 @@ async def _split(
     await name([part.file_id for part in parts])
     try:
         fraction = float(request["validation_split"])
-        made = await anyio.to_thread.run_sync(_carve, ctx, source, parts, fraction, seed)
+        made = await _carve(ctx, source, parts, fraction, seed)
     except InvalidRequest as error:
         return _error(error.message)
     for stored, report in made:
@@ -165,38 +166,72 @@ async def _mark_used(ctx: Context, file_ids: list[str]) -> None:
 # Carving
 
 
-def _carve(
+async def _carve(
     ctx: Context,
     source: FileRecord,
     parts: list[files.DatasetUpload],
     fraction: float,
     seed: int,
 ) -> Made:
-    """Blocking: split, validate both parts, then move both into place (or neither)."""
-    train, validation = parts
+    """Split the stored source into both parts as it streams, validate them, and store both
+    (or neither)."""
+    validation = parts[1]
     options = validation.validator.options.model_copy(update={"min_examples": MIN_VALIDATION})
     validation.validator = DatasetValidator(options)
-    try:
-        with uploads.stored_path(ctx, source).open("rb") as handle:
-            split_lines(handle, fraction, seed, train, validation)
-        reports = [part.finish() for part in parts]
-        for report in reports:
-            if not report.valid:
-                raise files.dataset_error(report)
-        return [
-            (part.commit(report, files.FINE_TUNE), report)
-            for part, report in zip(parts, reports, strict=True)
-        ]
-    except BaseException:
+    async with contextlib.AsyncExitStack() as stack:
         for part in parts:
-            part.abort()
-        raise
+            await stack.enter_async_context(files.storing(part))
+        chunks = ctx.storage.read(uploads.stored_key(source.org_id, source.id))
+        sinks = [_PartSink(part) for part in parts]
+        await anyio.to_thread.run_sync(_split_stream, chunks, fraction, seed, sinks)
+        reports = [await part.finish() for part in parts]
+        pairs = zip(parts, reports, strict=True)
+        records = [part.check(report, files.FINE_TUNE) for part, report in pairs]
+    return list(zip(records, reports, strict=True))
+
+
+class _PartSink:
+    """`split_lines`' sink, in the carving thread: validates each line there and hands the
+    validated bytes to the part's object about `FLUSH_BYTES` at a time."""
+
+    FLUSH_BYTES = 1 << 20
+
+    def __init__(self, part: files.DatasetUpload) -> None:
+        self.part, self.pending = part, bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.pending += self.part.feed(data)
+        if len(self.pending) >= self.FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending and self.part.sink is not None:
+            anyio.from_thread.run(self.part.sink.write, bytes(self.pending))
+        self.pending.clear()
+
+
+def _split_stream(
+    chunks: AsyncIterator[bytes], fraction: float, seed: int, sinks: list[_PartSink]
+) -> None:
+    """Blocking (a worker thread): the stored source's lines through `split_lines`."""
+    split_lines(_lines(chunks), fraction, seed, sinks[0], sinks[1])
+    for sink in sinks:
+        sink.flush()
+
+
+def _lines(chunks: AsyncIterator[bytes]) -> Iterator[bytes]:
+    rest = b""
+    while chunk := anyio.from_thread.run(anext, chunks, b""):
+        *lines, rest = (rest + chunk).split(b"\n")
+        yield from lines
+    if rest:
+        yield rest
 
 
 async def _discard(ctx: Context, file_ids: list[str]) -> None:
     for stored in await ctx.store.files.many(file_ids):
         await ctx.store.files.remove(stored)
-        uploads.stored_path(ctx, stored).unlink(missing_ok=True)
+        await ctx.storage.delete(uploads.stored_key(stored.org_id, stored.id))
         await uploads.release_upstream_copy(ctx, stored)
 
 
