@@ -15,6 +15,7 @@ from service.http.bodies import GatewayRequest
 from service.http.controllers.admin import AdminController
 from service.http.controllers.aliases import AliasesController
 from service.http.controllers.audit import AuditController
+from service.http.controllers.budgets import AdminBudgetsController, BudgetController
 from service.http.controllers.datasets import FilesController
 from service.http.controllers.docs import SWAGGER, DocsController
 from service.http.controllers.health import HealthController
@@ -38,6 +39,7 @@ ROUTE_HANDLERS: list[Any] = [HealthController, AdminController, AuditController,
 ROUTE_HANDLERS += [InferenceController, ModelsController, AliasesController, UsageController]
 ROUTE_HANDLERS += [JobsController, OpenAIWebhookController, WebhookDeliveriesController]
 ROUTE_HANDLERS += [SweepsController, DocsController]
+ROUTE_HANDLERS += [BudgetController, AdminBudgetsController]
 
 
 def openapi_config() -> OpenAPIConfig:

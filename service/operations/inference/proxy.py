@@ -26,6 +26,7 @@ import anyio
 import orjson
 
 from service.config import Settings
+from service.domain.budgets.costs import inference_worst_case
 from service.domain.inference.output import (
     SseRelay,
     Usage,
@@ -54,13 +55,14 @@ from service.errors import (
     UpstreamRejected,
 )
 from service.logging import get_logger
+from service.operations.budgets import charges as budget_charges
 from service.operations.context import Context
 from service.operations.inference.models import (
     caller_view,
     model_not_found,
     model_refused_by_policy,
 )
-from service.operations.inference.usage import DISCONNECTED, Metered, record_call
+from service.operations.inference.usage import DISCONNECTED, Metered, cost_nanos, record_call
 from service.store.inference.models import CallerView
 from service.upstream import Completion, CompletionStream
 
@@ -85,6 +87,7 @@ class Call:
     prepared: Prepared | None = None
     rate: RateDecision | None = None
     reserved_tokens: int = 0
+    budget: budget_charges.Reservation | None = None
     relaying: bool = False
 
     @property
@@ -123,6 +126,7 @@ async def open_call(call: Call, token: str, raw: bytes) -> Prepared:
         body, call.api, policy, model=model, org_id=view.org.id, user_key=user_key
     )
     await admit(call, prepared)
+    await reserve_budget(call, prepared)
     await scan_request(ctx.settings, prepared, policy, len(raw))
     return prepared
 
@@ -166,6 +170,30 @@ async def admit(call: Call, prepared: Prepared) -> None:
             retry_after=call.rate.retry_after,
             extra={"headers": call.rate.headers()},
         )
+
+
+async def reserve_budget(call: Call, prepared: Prepared) -> None:
+    """The call's worst-case cost against the org's budgets (settled or released in `_record`)."""
+    assert call.view is not None
+    budgets = call.view.org.policy.budgets
+    if budgets is None:
+        return
+    texts = model_texts(prepared.body)
+    cost = inference_worst_case(
+        prepared.model, texts, prepared.output_limit, prepared.choices, call.ctx.prices
+    )
+    org_id, key_id = call.view.org.id, call.view.key.id
+    call.budget = await budget_charges.reserve(call.ctx, org_id, budgets, key_id, "inference", cost)
+
+
+async def _settle_budget(call: Call, usage: Usage | None) -> None:
+    if call.budget is None:
+        return
+    spent = 0
+    if usage is not None and call.prepared is not None:
+        spent = cost_nanos(call.ctx, call.prepared.model, usage)
+    budget, call.budget = call.budget, None
+    await budget_charges.settle(call.ctx, budget, spent)
 
 
 def _upstream_error(error: UpstreamError) -> TunegateError:
@@ -307,6 +335,7 @@ async def _record(
         details=details,
     )
     try:
+        await _settle_budget(call, usage)
         await record_call(call.ctx, metered)
     except Exception:  # the reply is decided already: nothing to tell the client, so log loudly
         log.error("call_record_failed", request_id=call.request_id, exc_info=True)
