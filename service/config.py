@@ -15,6 +15,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.domain.webhooks.targets import Network, parse_networks
+from service.redis_url import parse_sentinel_url
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 MIN_ADMIN_TOKEN_CHARS = 32
@@ -94,6 +95,9 @@ class Settings(BaseSettings):
     upstream_max_retries: int = Field(
         default=2, ge=0, le=10, validation_alias=_env("TUNEGATE_UPSTREAM_MAX_RETRIES")
     )
+    upstream_rpm: int = Field(
+        default=300, ge=1, le=100_000, validation_alias=_env("TUNEGATE_UPSTREAM_RPM")
+    )
     sweep_seconds: float = Field(
         default=30.0, gt=0, validation_alias=_env("TUNEGATE_SWEEP_SECONDS")
     )
@@ -140,8 +144,10 @@ class Settings(BaseSettings):
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
         schemes = ("redis://", "rediss://", "unix://", "embedded://")  # embedded: in-process
-        if value is not None and not value.startswith(schemes):
-            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        if value is not None and value.startswith("redis+sentinel://"):
+            parse_sentinel_url(value)  # a ValueError names what is wrong
+        elif value is not None and not value.startswith(schemes):
+            raise ValueError("must be a redis://, rediss://, unix:// or redis+sentinel:// URL")
         return value or None
 
     @field_validator("storage_url")

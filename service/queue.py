@@ -17,6 +17,7 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from service.embedded import connect_embedded, is_embedded_url
+from service.store.sentinel import close_sentinels_sync, connect_sentinel_sync, is_sentinel_url
 
 QUEUE_NAME = "tunegate"
 TASKS_MODULE = "workers.tasks"
@@ -31,7 +32,13 @@ def queue_name(namespace: str = "") -> str:
 def connect_sync_redis(url: str) -> redis.Redis:
     if is_embedded_url(url):
         return connect_embedded(url)  # type: ignore[no-any-return]
-    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+    return _connect(url, socket_timeout=10, socket_connect_timeout=5)
+
+
+def _connect(url: str, **options: Any) -> redis.Redis:
+    if is_sentinel_url(url):
+        return connect_sentinel_sync(url, **options)
+    return redis.Redis.from_url(url, **options)
 
 
 def redis_problem(url: str, timeout: float = 5.0) -> str | None:
@@ -39,7 +46,7 @@ def redis_problem(url: str, timeout: float = 5.0) -> str | None:
     if is_embedded_url(url):
         return None
     try:
-        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        client = _connect(url, socket_timeout=timeout, socket_connect_timeout=timeout)
     except ValueError as error:  # a URL redis-py cannot parse
         return str(error)
     try:
@@ -48,6 +55,7 @@ def redis_problem(url: str, timeout: float = 5.0) -> str | None:
         return str(error) or type(error).__name__
     finally:
         client.close()
+        close_sentinels_sync(client)
     return None
 
 
@@ -102,3 +110,4 @@ class TaskQueue:
 
     def close(self) -> None:
         self.connection.close()
+        close_sentinels_sync(self.connection)

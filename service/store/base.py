@@ -20,6 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from service.embedded import connect_embedded, is_embedded_url
 from service.errors import Unavailable
+from service.store.sentinel import close_sentinels, connect_sentinel_async, is_sentinel_url
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -31,17 +32,20 @@ MAX_WRITE_TRIES = 20
 def connect_redis(url: str) -> aioredis.Redis:
     if is_embedded_url(url):
         return connect_embedded(url, asyncio=True, decode_responses=True)  # type: ignore[no-any-return]
-    return aioredis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=SOCKET_TIMEOUT_SECONDS,
-        socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
-        health_check_interval=15,
-    )
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": SOCKET_TIMEOUT_SECONDS,
+        "socket_connect_timeout": SOCKET_TIMEOUT_SECONDS,
+        "health_check_interval": 15,
+    }
+    if is_sentinel_url(url):
+        return connect_sentinel_async(url, **options)  # type: ignore[no-any-return]
+    return aioredis.Redis.from_url(url, **options)
 
 
 async def close_redis(client: aioredis.Redis) -> None:
     await client.aclose()
+    await close_sentinels(client)
 
 
 def _guard(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
