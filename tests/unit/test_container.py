@@ -93,3 +93,14 @@ def test_the_health_check_finds_the_role_of_process_1(
     command = container_command(tmp_path / "cmdline")
     assert detect_role(command) == role
     assert option(command, "--port") == port
+
+
+def test_object_storage_is_an_optional_minio_wired_through_the_storage_url() -> None:
+    services = compose()["services"]
+    assert services["minio"]["profiles"] == ["s3"]
+    assert services["minio-bucket"]["profiles"] == ["s3"]
+    for name in ("service", "worker"):
+        env = services[name]["environment"]
+        assert env["TUNEGATE_STORAGE_URL"] == "${TUNEGATE_STORAGE_URL:-}"
+        assert env["AWS_ENDPOINT_URL"].endswith("http://minio:9000}")
+        assert all(env[k] for k in ("AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"))
