@@ -125,16 +125,21 @@ def wait_for(
 
 
 def tunegate_process(
-    args: list[str], env: dict[str, str], log_path: Path
+    args: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None
 ) -> subprocess.Popen[bytes]:
-    """Start `tunegate <args>` as a real process with a clean environment plus `env`."""
+    """Start `tunegate <args>` as a real process with a clean environment plus `env` (in `cwd`,
+    with this checkout importable, when given)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TUNEGATE_", "OPENAI_"))}
     full_env.pop("REDIS_URL", None)
+    if cwd is not None:
+        full_env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
+        )
     full_env.update(env)
     with log_path.open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "service.cli", *args],
-            cwd=ROOT,
+            cwd=cwd or ROOT,
             env=full_env,
             stdout=log,
             stderr=subprocess.STDOUT,
