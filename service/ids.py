@@ -3,7 +3,8 @@ pattern per kind of id that an id from outside must match before it names anythi
 
 tunegate's own ids are a prefix and 24 letters or digits; key ids are 16 hex digits. Model ids are
 the upstream's (`gpt-4o-mini`, `ft:gpt-4o-mini-2024-07-18:org:suffix:id`, `...:ckpt-step-88`),
-so they may hold `.`, `-`, `_` and `:`; alias names are the org's own, without `:`.
+so they may hold `.`, `-`, `_` and `:`; alias names are the org's own, without `:`. Response ids are
+the upstream's too (`resp_` and letters or digits).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "key": re.compile(r"[0-9a-f]{16}"),
     "model": re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,255}"),
     "alias": re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"),
+    "response": re.compile(r"resp_[A-Za-z0-9]{1,128}"),
 }
 _STREAM_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
 

@@ -8,7 +8,8 @@ methods under `asyncio.run`; an `Upstream` (its connection pool) belongs to the 
 first uses it, so make one per loop. Every failure leaves as a
 `service.errors.UpstreamError` (see `map_error`), never as an SDK exception.
 
-The completion proxy's hot path (`post_completion`, `stream_completion`) does not go through
+The proxy's hot path (`forward` and `forward_stream`, for every proxied API: chat and legacy
+completions, Responses and its stored responses, embeddings, moderations) does not go through
 the SDK: per call the SDK's request building and httpx's pure-Python HTTP cost about as much
 CPU as everything else tunegate does for a completion. It sends pre-encoded JSON through one
 keep-alive aiohttp connection pool per event loop (`CompletionPool`) and hands back raw bytes,
@@ -63,6 +64,7 @@ __all__ = [
 
 T = TypeVar("T")
 CompletionPath = Literal["/chat/completions", "/completions"]
+Query = list[tuple[str, str]]
 MULTIPART_THRESHOLD = 32 * 1024 * 1024
 PART_SIZE = 16 * 1024 * 1024
 JSONL_MIME = "text/jsonl"
@@ -249,15 +251,26 @@ class CompletionPool:
             await self._session.close()
             self._session = None
 
-    async def send(self, path: str, content: bytes) -> aiohttp.ClientResponse:
-        """POST `content`; the response once its status is 2xx (the caller reads and releases
-        it). Error answers and failures leave as domain errors after the retries."""
+    async def send(
+        self,
+        path: str,
+        content: bytes | None,
+        *,
+        method: str = "POST",
+        query: Query | None = None,
+    ) -> aiohttp.ClientResponse:
+        """Send the request (POST `content` by default); the response once its status is 2xx
+        (the caller reads and releases it). Error answers and failures leave as domain errors
+        after the retries."""
         session, url = self._open(), self.base_url + path
         attempt = 0
         while True:
             retry_after: float | None = None
             try:
-                response = await session.post(url, data=content)
+                if method == "POST" and query is None:
+                    response = await session.post(url, data=content)
+                else:
+                    response = await session.request(method, url, data=content, params=query)
             except (TimeoutError, aiohttp.ClientError) as error:
                 failure = map_error(error)
             else:
@@ -475,13 +488,31 @@ class Upstream:
     async def delete_model(self, model_id: str) -> bool:
         return (await _guard(self._client.models.delete(model_id))).deleted
 
-    # Completion proxy
+    # The proxy
 
     async def post_completion(
         self, path: CompletionPath, body: Mapping[str, Any] | bytes
     ) -> Completion:
         """POST a JSON body upstream and return the raw answer (4xx/5xx raise, mapped)."""
-        response = await self._pool.send(path, _encode(body))
+        return await self.forward("POST", path, body)
+
+    async def stream_completion(
+        self, path: CompletionPath, body: Mapping[str, Any] | bytes
+    ) -> CompletionStream:
+        """POST a `"stream": true` body upstream; iterate the result for raw SSE bytes."""
+        return await self.forward_stream("POST", path, body)
+
+    async def forward(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | bytes | None = None,
+        query: Query | None = None,
+    ) -> Completion:
+        """One proxied call (a JSON body, if any; query parameters, if any) and its raw answer
+        (4xx/5xx raise, mapped)."""
+        content = None if body is None else _encode(body)
+        response = await self._pool.send(path, content, method=method, query=query)
         try:
             content = await response.read()
         except (TimeoutError, aiohttp.ClientError) as error:
@@ -491,11 +522,16 @@ class Upstream:
         request_id = response.headers.get("x-request-id")
         return Completion(response.status, _kept(response.headers), content, request_id)
 
-    async def stream_completion(
-        self, path: CompletionPath, body: Mapping[str, Any] | bytes
+    async def forward_stream(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | bytes | None = None,
+        query: Query | None = None,
     ) -> CompletionStream:
-        """POST a `"stream": true` body upstream; iterate the result for raw SSE bytes."""
-        return CompletionStream(await self._pool.send(path, _encode(body)))
+        """A proxied call answered with server-sent events; iterate the result for raw bytes."""
+        content = None if body is None else _encode(body)
+        return CompletionStream(await self._pool.send(path, content, method=method, query=query))
 
 
 async def _collect(pages: AsyncIterable[T]) -> list[T]:

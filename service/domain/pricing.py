@@ -1,9 +1,14 @@
-"""List prices and limits of the fine-tunable models, and the costs computed from them.
+"""List prices and limits of the fine-tunable models, the other models the proxy serves, and the
+costs computed from them.
 
 Owns `service/data/prices.json` (overridable with a JSON file of the same shape): per dated
-snapshot, its aliases, the fine-tuning methods it supports, its context and training-example
-token limits, the training price per 1M tokens, and inference prices per 1M input/output tokens
-for the base model and for models tuned from it, which OpenAI bills at different rates.
+snapshot of a fine-tunable model (`models`), its aliases, the fine-tuning methods it supports,
+its context and training-example token limits, the training price per 1M tokens, and inference
+prices per 1M input/output tokens for the base model and for models tuned from it, which OpenAI
+bills at different rates. Models that are only served (`serving`: embeddings, moderations,
+models tunegate cannot tune) have their inference prices alone. Cached input tokens are billed
+at `cached_input_per_1m` where the table has it (else as any input token); reasoning tokens are
+output tokens. Moderation is free at OpenAI.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ DEFAULT_PRICES_FILE = Path(__file__).resolve().parent.parent / "data" / "prices.
 
 Method = Literal["supervised", "dpo", "reinforcement"]
 Api = Literal["chat", "completions"]
+ServedApi = Literal["chat", "responses", "embeddings", "moderations"]
 
 _PER_MILLION = 1_000_000
 
@@ -33,6 +39,25 @@ class _Strict(BaseModel):
 class InferencePrice(_Strict):
     input_per_1m: float = Field(ge=0)
     output_per_1m: float = Field(ge=0)
+    cached_input_per_1m: float | None = Field(default=None, ge=0)
+
+
+class ServingPrice(_Strict):
+    """A model the proxy serves but tunegate cannot tune: its inference prices only."""
+
+    aliases: list[str] = []
+    api: ServedApi = "chat"
+    input_per_1m: float = Field(ge=0)
+    output_per_1m: float = Field(default=0, ge=0)
+    cached_input_per_1m: float | None = Field(default=None, ge=0)
+
+    @property
+    def rates(self) -> InferencePrice:
+        return InferencePrice(
+            input_per_1m=self.input_per_1m,
+            output_per_1m=self.output_per_1m,
+            cached_input_per_1m=self.cached_input_per_1m,
+        )
 
 
 class ModelPrice(_Strict):
@@ -52,11 +77,16 @@ class PriceTable(_Strict):
     currency: str = "USD"
     as_of: str | None = None
     models: dict[str, ModelPrice]
+    serving: dict[str, ServingPrice] = {}
 
     @model_validator(mode="after")
     def _aliases_are_unambiguous(self) -> PriceTable:
         seen: set[str] = set(self.models)
-        for price in self.models.values():
+        for name in self.serving:
+            if name in seen:
+                raise ValueError(f"{name!r} is both a fine-tunable and a served model")
+            seen.add(name)
+        for price in [*self.models.values(), *self.serving.values()]:
             for alias in price.aliases:
                 if alias in seen:
                     raise ValueError(f"alias {alias!r} names more than one model")
@@ -77,6 +107,31 @@ class PriceTable(_Strict):
         if snapshot is None:
             raise UnknownModelError(model)
         return self.models[snapshot]
+
+    def served_of(self, name: str) -> str | None:
+        """The served (not fine-tunable) model a name or alias refers to, if the table has it."""
+        if name in self.serving:
+            return name
+        for model, price in self.serving.items():
+            if name in price.aliases:
+                return model
+        return None
+
+    def rates_of(self, model: str) -> InferencePrice:
+        """The inference prices of any priced model: fine-tunable (its base or tuned rates)
+        or served."""
+        try:
+            price = self.price_of(model)
+        except UnknownModelError:
+            served = None if is_tuned(model) else self.served_of(model)
+            if served is None:
+                raise
+            return self.serving[served].rates
+        return price.tuned if is_tuned(model) else price.base
+
+    def served_names(self) -> list[str]:
+        """Every served model's name and aliases."""
+        return [name for model, p in self.serving.items() for name in (model, *p.aliases)]
 
 
 def is_tuned(model: str) -> bool:
@@ -137,11 +192,21 @@ def training_cost(model: str, tokens: int, table: PriceTable | None = None) -> f
 
 
 def inference_cost(
-    model: str, prompt_tokens: int, completion_tokens: int, table: PriceTable | None = None
+    model: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    table: PriceTable | None = None,
+    cached_tokens: int = 0,
 ) -> float:
-    """Cost of one call; `ft:` models are billed at their base model's tuned-model rates."""
-    price = _table(table).price_of(model)
-    rates = price.tuned if is_tuned(model) else price.base
+    """Cost of one call; `ft:` models are billed at their base model's tuned-model rates, the
+    `cached_tokens` of the prompt at the cached-input rate where there is one."""
+    rates = _table(table).rates_of(model)
+    cached = min(max(cached_tokens, 0), prompt_tokens)
+    cached_rate = rates.cached_input_per_1m
+    if cached_rate is None:
+        cached_rate = rates.input_per_1m
     return (
-        prompt_tokens * rates.input_per_1m + completion_tokens * rates.output_per_1m
+        (prompt_tokens - cached) * rates.input_per_1m
+        + cached * cached_rate
+        + completion_tokens * rates.output_per_1m
     ) / _PER_MILLION

@@ -17,7 +17,7 @@ from litestar.handlers.base import BaseRouteHandler
 from service.errors import TunegateError
 from service.ids import is_valid
 from service.operations.datasets import files
-from service.operations.inference import models
+from service.operations.inference import models, proxy
 from service.operations.jobs import views as job_views
 from service.operations.sweeps import views as sweep_views
 from service.operations.tenancy import orgs as tenancy
@@ -42,6 +42,7 @@ PATH_IDS: dict[str, tuple[str, Refusal]] = {
     "key_id": ("key", _unknown(tenancy.key_not_found)),
     "model_id": ("model", _unknown(models.model_not_found)),
     "name": ("alias", _alias),
+    "response_id": ("response", _unknown(proxy.response_not_found)),
 }
 
 

@@ -8,7 +8,14 @@ from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 
-from service.sandbox import files_api, inference_api, inspect_api, jobs_api, models_api
+from service.sandbox import (
+    files_api,
+    inference_api,
+    inspect_api,
+    jobs_api,
+    models_api,
+    responses_api,
+)
 from service.sandbox.config import SandboxConfig
 from service.sandbox.edge import ASGIApp, Edge
 from service.sandbox.errors import ApiError, error_body
@@ -38,7 +45,12 @@ def _server_error(_: Request[Any, Any, Any], error: Exception) -> Response[bytes
 def create_app(config: SandboxConfig) -> ASGIApp:
     """The sandbox as an ASGI app (state in memory, lost when the app goes away)."""
     sandbox = Sandbox(config)
-    handlers = [*files_api.HANDLERS, *jobs_api.HANDLERS, *models_api.HANDLERS]
+    handlers = [
+        *files_api.HANDLERS,
+        *jobs_api.HANDLERS,
+        *models_api.HANDLERS,
+        *responses_api.HANDLERS,
+    ]
     app = Litestar(
         route_handlers=[*handlers, *inspect_api.HANDLERS],
         exception_handlers={

@@ -24,6 +24,7 @@ class SandboxConfig(BaseModel):
     total_steps: int | None = Field(default=25, ge=1)
     min_examples: int = Field(default=10, ge=1)
     stream_delay_seconds: float = Field(default=0.0, ge=0)
+    background_seconds: float = Field(default=0.5, ge=0)  # a background response's run time
     base64_result_files: bool = False
     max_body_bytes: int = Field(default=600 * 1024 * 1024, gt=0)
     request_log_size: int = Field(default=10_000, ge=0)

@@ -1,7 +1,9 @@
-"""`POST /v1/chat/completions` and `POST /v1/completions`, answered straight from the edge.
+"""The inference routes answered straight from the edge: chat and legacy completions,
+`POST /v1/responses`, embeddings and moderations.
 
-These two skip Litestar's routing: they are the hot path of proxy benchmarks, and a plain
-function from (run, body bytes) to an `Answer` is all they need.
+These skip Litestar's routing: they are the hot path of proxy benchmarks, and a plain function
+from (run, body bytes) to an `Answer` is all they need. A stored response's own routes
+(`/v1/responses/{id}...`) are Litestar's (`responses_api`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from dataclasses import dataclass
 
 import orjson
 
-from service.sandbox import inference
+from service.sandbox import embeddings as vectors
+from service.sandbox import inference, responses
 from service.sandbox.errors import ApiError, model_not_found
 from service.sandbox.objects import COMPLETION_MODELS, JSON, parse_object, resolve_base
 from service.sandbox.state import Run
@@ -78,7 +81,34 @@ def completions(run: Run, raw: bytes) -> Answer:
     return _answer(run, raw, inference.completion, inference.completion_chunks, chat=False)
 
 
+def create_response(run: Run, raw: bytes) -> Answer:
+    try:
+        body = parse_object(raw)
+        model = _model(run, body.get("model"), chat=True)
+        made, kept = responses.create(body, model, run.responses, run.config.background_seconds)
+        if body.get("stream"):  # a streamed background response runs while it streams
+            if kept is not None:
+                kept.ready_at, made = 0.0, kept.final
+            return Answer(events=responses.events(made))
+        return Answer(body=orjson.dumps(made))
+    except ApiError as error:
+        return Answer(error.status, error.body())
+
+
+def _plain(answer: Callable[[JSON], JSON]) -> Route:
+    def route(run: Run, raw: bytes) -> Answer:
+        try:
+            return Answer(body=orjson.dumps(answer(parse_object(raw))))
+        except ApiError as error:
+            return Answer(error.status, error.body())
+
+    return route
+
+
 ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/v1/chat/completions"): chat_completions,
     ("POST", "/v1/completions"): completions,
+    ("POST", "/v1/responses"): create_response,
+    ("POST", "/v1/embeddings"): _plain(vectors.embeddings),
+    ("POST", "/v1/moderations"): _plain(vectors.moderations),
 }

@@ -21,6 +21,7 @@ BASE_MODELS: dict[str, int] = {
     "gpt-4.1-2025-04-14": 1744316542,
     "gpt-4.1-mini-2025-04-14": 1744317547,
     "gpt-4.1-nano-2025-04-14": 1744321025,
+    "o4-mini-2025-04-16": 1744133301,
     "gpt-3.5-turbo-0125": 1706048358,
     "babbage-002": 1692634615,
     "davinci-002": 1692634301,
@@ -31,6 +32,7 @@ ALIASES: dict[str, str] = {
     "gpt-4.1": "gpt-4.1-2025-04-14",
     "gpt-4.1-mini": "gpt-4.1-mini-2025-04-14",
     "gpt-4.1-nano": "gpt-4.1-nano-2025-04-14",
+    "o4-mini": "o4-mini-2025-04-16",
     "gpt-3.5-turbo": "gpt-3.5-turbo-0125",
 }
 COMPLETION_MODELS = frozenset({"babbage-002", "davinci-002"})

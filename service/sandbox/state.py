@@ -1,8 +1,8 @@
 """The sandbox's memory: one `Run` per run id, each a separate tenant.
 
-A run owns its files, uploads, jobs, tuned models, request log and faults, so tests sharing
-one server never see each other. Everything lives on the server's event loop; handlers touch it
-only between awaits, which is all the locking one loop needs.
+A run owns its files, uploads, jobs, tuned models, stored responses, request log and faults, so
+tests sharing one server never see each other. Everything lives on the server's event loop;
+handlers touch it only between awaits, which is all the locking one loop needs.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from service.sandbox.config import SandboxConfig
 from service.sandbox.inspection import FaultBook, RequestLog
 from service.sandbox.jobs import Job, Outputs, advance
 from service.sandbox.objects import StoredFile, TunedModel, Upload
+from service.sandbox.responses import StoredResponse
 
 DEFAULT_RUN = "default"
 
@@ -25,6 +26,7 @@ class Run:
     uploads: dict[str, Upload] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
     models: dict[str, TunedModel] = field(default_factory=dict)
+    responses: dict[str, StoredResponse] = field(default_factory=dict)
     faults: FaultBook = field(default_factory=FaultBook)
     log: RequestLog = field(init=False)
 

@@ -13,6 +13,7 @@ from service.store.datasets.copies import CopyRepository
 from service.store.datasets.files import FileRepository
 from service.store.inference.models import VIEW_TTL_SECONDS, ModelRepository
 from service.store.inference.ratelimit import RateLimitRepository
+from service.store.inference.responses import ResponseRepository
 from service.store.inference.usage import UsageRepository
 from service.store.jobs import JobRepository
 from service.store.sweeps import SweepRepository
@@ -35,6 +36,7 @@ class Store:
         self.copies = CopyRepository(self.redis)
         self.rate_limits = RateLimitRepository(self.redis)
         self.usage = UsageRepository(self.redis, self.rate_limits)
+        self.responses = ResponseRepository(self.redis)
         self.jobs = JobRepository(self.redis)
         self.webhooks = WebhookRepository(self.redis)
         self.sweeps = SweepRepository(self.redis)

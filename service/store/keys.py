@@ -110,6 +110,11 @@ def usage_day(org_id: str, day: str) -> str:
     return f"{PREFIX}usage:{org_id}:{day}"
 
 
+def response(response_id: str) -> str:
+    """A stored Responses API response's owner: org, key, model, and `open` while it runs."""
+    return f"{PREFIX}response:{response_id}"
+
+
 def rate_bucket(key_id: str, dimension: str) -> str:
     """One key's rate-limit bucket: `requests` or `tokens`."""
     return f"{PREFIX}rate:{key_id}:{dimension}"

@@ -1,16 +1,23 @@
-"""A completion request under the org's policy: routing, checks and rewrites, all pure.
+"""A proxied request under the org's policy: routing, checks and rewrites, all pure.
+
+One mechanism serves every proxied API (`Api`): chat and legacy completions, Responses,
+embeddings and moderations differ only by a row of `SPECS` (path, audit action, output-token
+fields, where the content is, whether it streams or stores, the shape of its usage) and by the
+Responses API's own checks (`service.domain.inference.responses`).
 
 The proxy never builds a model of the whole request: it takes the client's JSON object as a
-plain dict, checks only what it needs (`model`, `messages` or `prompt`, the output-token fields,
-`n`/`best_of`, `user`), and rewrites it in place for the upstream. `prepare` applies everything
-but the PII policy; `scan_pii` applies that, separately, because it is the one step whose cost
-grows with the body (the proxy runs it after rate admission, off the event loop when large).
-Everything the model reads passes the PII policy as `pii.body` defines it: `allow` leaves it,
-`redact` replaces each finding with its typed placeholder, `block` refuses the request naming
-the kinds and JSON paths found (never the values). `force_store_false` sends `store: false`;
-`max_output_tokens` bounds the whole answer (see `cap_output`); `user` and `safety_identifier`
-leave only as a keyed hash; a stream always asks the upstream for its usage chunk, which
-reaches the client only if the client asked for it.
+plain dict, checks only what it needs (`model`, `messages`, `prompt` or `input`, the
+output-token fields, `n`/`best_of`, `user`), and rewrites it in place for the upstream.
+`prepare` applies everything but the PII policy; `scan_pii` applies that, separately, because
+it is the one step whose cost grows with the body (the proxy runs it after rate admission, off
+the event loop when large). Everything the model reads passes the PII policy as `pii.body`
+defines it (for the Responses API: `input` strings and items, `instructions`, tool definitions
+and outputs, `text.format` schemas): `allow` leaves it, `redact` replaces each finding with its
+typed placeholder, `block` refuses the request naming the kinds and JSON paths found (never the
+values). `force_store_false` sends `store: false`; `max_output_tokens` bounds the whole answer
+(see `cap_output`); `user` and `safety_identifier` leave only as a keyed hash; a chat or legacy
+stream always asks the upstream for its usage chunk, which reaches the client only if the
+client asked for it (a Responses stream carries its usage in its last event anyway).
 """
 
 from __future__ import annotations
@@ -24,20 +31,83 @@ from typing import Any, Literal
 
 import orjson
 
+from service.domain.inference.responses import check_responses_body, check_tools
 from service.domain.pii import detect as pii
 from service.domain.pii.body import STRUCTURAL_KEYS, BodyScanner, OpaquePart, PiiFound
 from service.domain.pricing import is_tuned
 from service.domain.tenancy.policy import Policy, model_allowed
 from service.errors import InvalidRequest, PayloadTooLarge
 
-Api = Literal["chat", "completions"]
+Api = Literal["chat", "completions", "responses", "embeddings", "moderations"]
+UsageShape = Literal["chat", "responses", "embeddings", "none"]
 USER_FIELDS = ("user", "safety_identifier")
 USER_HASH_PREFIX = "tg-"
-# The output-token fields each API reads, the one we fill in first.
-OUTPUT_FIELDS: dict[Api, tuple[str, ...]] = {
-    "chat": ("max_completion_tokens", "max_tokens"),
-    "completions": ("max_tokens",),
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSpec:
+    """What the proxy needs to know of one API."""
+
+    path: str  # under /v1, here and upstream
+    action: str  # the audit action (the SDK method's name)
+    output_fields: tuple[str, ...]  # the output-token fields it reads, the one we fill in first
+    content: str  # the parameter holding what the model reads (PII errors name it)
+    streams: bool  # `stream: true` answers server-sent events
+    stores: bool  # `store` defaults to true upstream: `force_store_false` always sends false
+    usage: UsageShape  # how its answer reports usage
+    default_model: str | None = None  # the model the upstream uses when none is named
+
+
+SPECS: dict[Api, ApiSpec] = {
+    "chat": ApiSpec(
+        "/chat/completions",
+        "chat.completions.create",
+        ("max_completion_tokens", "max_tokens"),
+        "messages",
+        streams=True,
+        stores=True,
+        usage="chat",
+    ),
+    "completions": ApiSpec(
+        "/completions",
+        "completions.create",
+        ("max_tokens",),
+        "prompt",
+        streams=True,
+        stores=False,
+        usage="chat",
+    ),
+    "responses": ApiSpec(
+        "/responses",
+        "responses.create",
+        ("max_output_tokens",),
+        "input",
+        streams=True,
+        stores=True,
+        usage="responses",
+    ),
+    "embeddings": ApiSpec(
+        "/embeddings",
+        "embeddings.create",
+        (),
+        "input",
+        streams=False,
+        stores=False,
+        usage="embeddings",
+    ),
+    "moderations": ApiSpec(
+        "/moderations",
+        "moderations.create",
+        (),
+        "input",
+        streams=False,
+        stores=False,
+        usage="none",
+        default_model="omni-moderation-latest",
+    ),
 }
+# The output-token fields each API reads, the one we fill in first.
+OUTPUT_FIELDS: dict[Api, tuple[str, ...]] = {api: spec.output_fields for api, spec in SPECS.items()}
 LEGACY_DEFAULT_MAX_TOKENS = 16  # what the legacy endpoint generates when not told
 MAX_N = 128  # OpenAI's own limits on choices
 MAX_BEST_OF = 20
@@ -55,6 +125,17 @@ class Prepared:
     output_limit: int | None
     choices: int
     pii_found: Counter[str] = field(default_factory=Counter)
+    # The upstream request: a create POSTs `body` to the API's path; the Responses API's
+    # stored-response operations (see `responses.STORED_OPS`) set their own.
+    method: str = "POST"
+    path: str = ""
+    query: list[tuple[str, str]] | None = None
+    # Token ids the model reads (legacy prompts, embeddings inputs), for the rate estimate.
+    token_ids: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            self.path = SPECS[self.api].path
 
 
 def parse_body(raw: bytes, api: Api) -> dict[str, Any]:
@@ -72,10 +153,17 @@ def check_body(body: object, api: Api) -> dict[str, Any]:
     """The body as a dict, or InvalidRequest naming the offending parameter."""
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    spec = SPECS[api]
+    if spec.default_model is not None and body.get("model") is None:
+        body["model"] = spec.default_model
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise _missing("model", "a string")
-    if api == "chat":
+    if api == "responses":
+        check_responses_body(body)
+    elif api in ("embeddings", "moderations"):
+        _check_input(body, api)
+    elif api == "chat":
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise _missing("messages", "a non-empty array")
@@ -84,6 +172,37 @@ def check_body(body: object, api: Api) -> dict[str, Any]:
     elif not isinstance(body.get("prompt"), str | list):
         raise _missing("prompt", "a string or an array")
     return body
+
+
+def _check_input(body: dict[str, Any], api: Api) -> None:
+    """Embeddings: a string, strings, token ids or arrays of them; moderations: a string,
+    strings, or text and image parts. Non-empty either way."""
+    value = body.get("input")
+    if isinstance(value, str):
+        return
+    if not isinstance(value, list) or not value:
+        raise _missing("input", "a string or a non-empty array")
+    if api == "embeddings":
+        fine = (
+            all(isinstance(item, str) for item in value)
+            or all(_is_token(item) for item in value)
+            or all(isinstance(item, list) and item and all(map(_is_token, item)) for item in value)
+        )
+    else:
+        fine = all(isinstance(item, str) for item in value) or all(
+            isinstance(item, dict) and isinstance(item.get("type"), str) for item in value
+        )
+    if not fine:
+        kinds = (
+            "strings, token ids or arrays of token ids"
+            if api == "embeddings"
+            else ("strings or input parts")
+        )
+        raise InvalidRequest(f"'input' must be a string or an array of {kinds}.", param="input")
+
+
+def _is_token(item: object) -> bool:
+    return isinstance(item, int) and not isinstance(item, bool)
 
 
 def _missing(param: str, kind: str) -> InvalidRequest:
@@ -121,19 +240,36 @@ def prepare(
     body: dict[str, Any], api: Api, policy: Policy, *, model: str, org_id: str, user_key: bytes
 ) -> Prepared:
     """Apply the policy, all but PII (see `scan_pii`), to a checked body in place."""
+    spec = SPECS[api]
     body["model"] = model
-    if policy.force_store_false and (api == "chat" or "store" in body):
+    if policy.force_store_false and (spec.stores or "store" in body):
         body["store"] = False
+    if api == "responses":
+        check_tools(body, policy)
     choices = _choices(body, api)
     limit = cap_output(body, api, policy.max_output_tokens, choices)
     hash_users(body, org_id, user_key)
-    stream = body.get("stream") is True
-    wants_usage = stream and _asks_usage(body.get("stream_options"))
-    if stream:
+    stream = spec.streams and body.get("stream") is True
+    # The Responses API reports usage in its last event, always: nothing to ask for.
+    asks = spec.usage == "chat"
+    wants_usage = stream and (not asks or _asks_usage(body.get("stream_options")))
+    if stream and asks:
         options = body.get("stream_options")
         body["stream_options"] = {**(options if isinstance(options, dict) else {})}
         body["stream_options"]["include_usage"] = True
-    return Prepared(api, body, model, stream, wants_usage, limit, choices)
+    prepared = Prepared(api, body, model, stream, wants_usage, limit, choices)
+    prepared.token_ids = _token_ids(body.get("prompt" if api == "completions" else "input"))
+    return prepared
+
+
+def _token_ids(value: object) -> int:
+    """How many token ids a prompt or input holds (0 for text)."""
+    if not isinstance(value, list):
+        return 0
+    return sum(
+        1 if _is_token(item) else sum(map(_is_token, item)) if isinstance(item, list) else 0
+        for item in value
+    )
 
 
 def _asks_usage(options: object) -> bool:
@@ -152,6 +288,8 @@ def _count(body: dict[str, Any], name: str, most: int) -> int:
 def _choices(body: dict[str, Any], api: Api) -> int:
     """How many answers the upstream generates: `n` (legacy: `max(n, best_of)`, since
     `best_of` candidates are generated and billed), times the prompts of a legacy batch."""
+    if api not in ("chat", "completions"):
+        return 1
     count = _count(body, "n", MAX_N)
     if api == "completions":
         count = max(count, _count(body, "best_of", MAX_BEST_OF))
@@ -167,12 +305,19 @@ def _choices(body: dict[str, Any], api: Api) -> int:
 def text_slots(body: dict[str, Any], api: Api) -> Iterator[tuple[Any, Any]]:
     """(container, key) for the prompt texts of a request as the audit log shows them:
     string message contents and text parts, or the legacy prompt strings."""
-    if api == "completions":
-        prompt = body.get("prompt")
+    if api != "chat":
+        name = "input" if api in ("responses", "embeddings", "moderations") else "prompt"
+        if api == "responses" and isinstance(body.get("instructions"), str):
+            yield body, "instructions"
+        prompt = body.get(name)
         if isinstance(prompt, str):
-            yield body, "prompt"
+            yield body, name
         elif isinstance(prompt, list):
-            yield from ((prompt, i) for i, item in enumerate(prompt) if isinstance(item, str))
+            for i, item in enumerate(prompt):
+                if isinstance(item, str):
+                    yield prompt, i
+                elif isinstance(item, dict):
+                    yield from _item_slots(item)
         return
     for message in body["messages"]:
         content = message.get("content")
@@ -180,6 +325,18 @@ def text_slots(body: dict[str, Any], api: Api) -> Iterator[tuple[Any, Any]]:
             yield message, "content"
         elif isinstance(content, list):
             for part in content:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    yield part, "text"
+
+
+def _item_slots(item: dict[str, Any]) -> Iterator[tuple[Any, Any]]:
+    """A Responses input item (or a moderation part): its text, content, or output."""
+    for name in ("text", "content", "output", "arguments"):
+        value = item.get(name)
+        if isinstance(value, str):
+            yield item, name
+        elif isinstance(value, list):
+            for part in value:
                 if isinstance(part, dict) and isinstance(part.get("text"), str):
                     yield part, "text"
 
@@ -210,9 +367,9 @@ def scan_pii(prepared: Prepared, policy: Policy, budget: pii.ScanBudget | None =
     the scan budget)."""
     if policy.pii == "allow":
         return
-    if prepared.api == "completions":
-        _check_token_prompt(prepared.body.get("prompt"), policy)
-    param = "messages" if prepared.api == "chat" else "prompt"
+    param = SPECS[prepared.api].content
+    if prepared.token_ids:
+        _check_token_prompt(param, policy)
     prepared.pii_found = scan_json(prepared.body, policy, budget, param=param)
 
 
@@ -260,18 +417,14 @@ def pii_blocked(found: PiiFound, param: str) -> InvalidRequest:
     )
 
 
-def _check_token_prompt(prompt: object, policy: Policy) -> None:
+def _check_token_prompt(param: str, policy: Policy) -> None:
     """Token ids cannot be scanned: refused under redact/block unless opaque parts are allowed."""
-    items = prompt if isinstance(prompt, list) else [prompt]
-    tokens = any(
-        isinstance(item, int) or (isinstance(item, list) and any(isinstance(i, int) for i in item))
-        for item in items
-    )
-    if tokens and policy.opaque_parts != "allow":
+    if policy.opaque_parts != "allow":
+        what = "A prompt" if param == "prompt" else "An input"
         raise InvalidRequest(
-            "A prompt given as token ids cannot be scanned for personal data; this org's "
-            "policy refuses it (opaque_parts). Send the prompt as text.",
-            param="prompt",
+            f"{what} given as token ids cannot be scanned for personal data; this org's "
+            f"policy refuses it (opaque_parts). Send the {param} as text.",
+            param=param,
             code="opaque_content_refused",
         )
 
@@ -286,6 +439,8 @@ def cap_output(body: dict[str, Any], api: Api, cap: int | None, choices: int = 1
     `cap // choices` tokens, and a request for more answers than the cap has tokens is refused.
     """
     fields = OUTPUT_FIELDS[api]
+    if not fields:  # embeddings and moderations generate no tokens
+        return 0
     sent = [name for name in fields if body.get(name) is not None]
     for name in sent:
         value = body[name]

@@ -17,7 +17,10 @@ from service.operations.inference.usage import UsageTotal, date_range, usage_rep
 GroupBy = Annotated[
     list[str] | None,
     QueryParameter(
-        description="Any of model, key, day: repeat the parameter or separate with commas."
+        description=(
+            "Any of model, key, day, endpoint (the proxied API: chat, completions, responses, "
+            "embeddings, moderations): repeat the parameter or separate with commas."
+        )
     ),
 ]
 Day = Annotated[dt.date | None, QueryParameter(description="YYYY-MM-DD (UTC), inclusive.")]
@@ -27,8 +30,17 @@ class UsageRow(BaseModel):
     day: str | None = None
     model: str | None = None
     key_id: str | None = None
-    prompt_tokens: int
-    completion_tokens: int
+    endpoint: str | None = Field(
+        default=None,
+        description=(
+            "The proxied API, when grouped by endpoint (null for fine-tuning's trained tokens "
+            "and calls counted before endpoints were)."
+        ),
+    )
+    prompt_tokens: int = Field(description="Input tokens (the Responses API's input_tokens).")
+    completion_tokens: int = Field(description="Output tokens (reasoning tokens included).")
+    cached_tokens: int = Field(default=0, description="Of prompt_tokens, those served cached.")
+    reasoning_tokens: int = Field(default=0, description="Of completion_tokens, reasoning.")
     total_tokens: int = Field(description="prompt_tokens plus completion_tokens.")
     trained_tokens: int = Field(description="Tokens trained on by the org's fine-tuning jobs.")
     requests: int
@@ -48,8 +60,11 @@ def usage_row(total: UsageTotal) -> UsageRow:
         day=total.day,
         model=total.model,
         key_id=total.key_id,
+        endpoint=total.endpoint,
         prompt_tokens=total.prompt_tokens,
         completion_tokens=total.completion_tokens,
+        cached_tokens=total.cached_tokens,
+        reasoning_tokens=total.reasoning_tokens,
         total_tokens=total.prompt_tokens + total.completion_tokens,
         trained_tokens=total.trained_tokens,
         requests=total.requests,

@@ -85,13 +85,14 @@ def _tuned_info(record: TunedModelRecord) -> ModelInfo:
 
 
 def base_models(ctx: Context, policy: Policy) -> list[str]:
-    """The base models the policy allows: its list, or every model the price table knows."""
+    """The base models the policy allows: its list, or every model the price table knows
+    (fine-tunable, then served: embeddings, moderations and the rest)."""
     if policy.allowed_models:
         return [name for name in policy.allowed_models if not is_tuned(name)]
     names: list[str] = []
     for snapshot, price in ctx.prices.models.items():
         names += [snapshot, *price.aliases]
-    return names
+    return names + ctx.prices.served_names()
 
 
 async def list_models(ctx: Context, org_id: str) -> list[ModelInfo]:

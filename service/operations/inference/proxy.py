@@ -1,9 +1,18 @@
-"""The completion proxy: one call from the client's bytes to the upstream and back.
+"""The inference proxy: one call from the client's bytes to the upstream and back.
+
+Every proxied API (chat, legacy completions, Responses, embeddings, moderations; see
+`request.SPECS`) and the Responses API's stored-response calls take the same path:
 
     open_call      key (cached view), role, body, routing, policy, rate limit: may refuse
-    complete       not streamed: one upstream POST; `finish_completion` runs after the reply
+    open_stored    a stored response's call (retrieve, delete, cancel, input items): the
+                   caller's org must own the response, else it is unknown (404)
+    complete       not streamed: one upstream call; `finish_completion` runs after the reply
     relay          streamed: SSE passed through as it arrives; finishes when the stream ends
     fail           a refused or failed call: its audit record (and the tokens it reserved)
+
+A response the upstream stores gets its owner recorded before the client sees its id (see
+`service.store.inference.responses`); a `background` response's usage is counted by the first
+call that sees it finished (a retrieve, a cancel, or its own stream).
 
 Before the upstream call a request costs no Redis round trip when its caller's view is cached
 (see `service.store.inference.models`) and the org sets no rate limit, one otherwise. After
@@ -36,24 +45,39 @@ from service.domain.inference.output import (
 )
 from service.domain.inference.ratelimit import RateDecision, estimate_tokens, is_limited
 from service.domain.inference.request import (
+    SPECS,
     Api,
     Prepared,
     model_texts,
     parse_body,
     prepare,
+    prompt_texts,
     refused_by_policy,
     route_model,
     scan_pii,
+)
+from service.domain.inference.responses import (
+    STORED_OPS,
+    StoredOp,
+    is_open,
+    response_id_of,
+    stored_path,
+    stored_query,
+    streams,
+    will_store,
 )
 from service.domain.pii import detect as pii
 from service.domain.tenancy.access import Principal
 from service.domain.tenancy.policy import Policy
 from service.errors import (
+    NotFound,
     RateLimited,
     TunegateError,
+    Unavailable,
     UpstreamError,
     UpstreamRejected,
 )
+from service.ids import is_valid
 from service.logging import get_logger
 from service.operations.budgets import charges as budget_charges
 from service.operations.context import Context
@@ -64,6 +88,7 @@ from service.operations.inference.models import (
 )
 from service.operations.inference.usage import DISCONNECTED, Metered, cost_nanos, record_call
 from service.store.inference.models import CallerView
+from service.store.inference.responses import ResponseOwner
 from service.upstream import Completion, CompletionStream
 
 log = get_logger("tunegate.inference")
@@ -71,8 +96,8 @@ log = get_logger("tunegate.inference")
 # is pure Python and holds the interpreter lock, so a second thread would add no throughput
 # and halve how often the loop gets the interpreter to answer everyone else.
 _SCAN_THREADS = anyio.CapacityLimiter(1)
-PATHS = {"chat": "/chat/completions", "completions": "/completions"}
-ACTIONS = {"chat": "chat.completions.create", "completions": "completions.create"}
+PATHS = {api: spec.path for api, spec in SPECS.items()}
+ACTIONS = {api: spec.action for api, spec in SPECS.items()}
 
 
 @dataclass(slots=True)
@@ -89,6 +114,17 @@ class Call:
     reserved_tokens: int = 0
     budget: budget_charges.Reservation | None = None
     relaying: bool = False
+    # The Responses API: a stored-response call's operation (None: a create), the response
+    # it is about (for a create: the one it made), its owner record, the parsed answer.
+    op: StoredOp | None = None
+    response_id: str | None = None
+    owner: ResponseOwner | None = None
+    opened: bool = False  # this create recorded its response as still running upstream
+    payload: Any = None
+
+    @property
+    def action(self) -> str:
+        return STORED_OPS[self.op].action if self.op is not None else ACTIONS[self.api]
 
     @property
     def headers(self) -> dict[str, str]:
@@ -125,10 +161,62 @@ async def open_call(call: Call, token: str, raw: bytes) -> Prepared:
     prepared = call.prepared = prepare(
         body, call.api, policy, model=model, org_id=view.org.id, user_key=user_key
     )
+    if isinstance(previous := body.get("previous_response_id"), str):
+        await _owned(call, previous, param="previous_response_id")
     await admit(call, prepared)
     await reserve_budget(call, prepared)
     await scan_request(ctx.settings, prepared, policy, len(raw))
     return prepared
+
+
+async def open_stored(
+    call: Call, token: str, op: StoredOp, response_id: str, query: list[tuple[str, str]]
+) -> Prepared:
+    """A stored response's call: the caller, the response's owner (another org's response is
+    unknown, as is a malformed id), the rate limit; raises the error that refuses it."""
+    call.op, call.response_id = op, response_id
+    view = call.view = await caller_view(call.ctx, token)
+    owner = await _owned(call, response_id)
+    call.requested = owner.model
+    passed = stored_query(op, query)
+    spec = STORED_OPS[op]
+    prepared = call.prepared = Prepared(
+        "responses",
+        {},
+        owner.model,
+        streams(op, passed),
+        True,
+        0,
+        1,
+        method=spec.method,
+        path=stored_path(op, response_id),
+        query=passed or None,
+    )
+    assert view is not None
+    await admit(call, prepared)
+    if owner.open:  # it may settle a background response's usage: the budget counts it
+        await reserve_budget(call, prepared)
+    return prepared
+
+
+def response_not_found(response_id: str, param: str | None = None) -> NotFound:
+    if param == "previous_response_id":
+        message = f"Previous response with id '{response_id}' not found."
+    else:
+        message = f"No response found with id '{response_id}'."
+    return NotFound(message, param=param, code="response_not_found")
+
+
+async def _owned(call: Call, response_id: str, param: str | None = None) -> ResponseOwner:
+    """The owner record of a response of the caller's org; NotFound for any other id."""
+    assert call.view is not None
+    owner = None
+    if is_valid("response", response_id):
+        owner = await call.ctx.store.responses.owner(response_id)
+    if owner is None or owner.org_id != call.view.org.id:
+        raise response_not_found(response_id, param)
+    call.owner = owner if call.op is not None else None
+    return owner
 
 
 def scan_budget(settings: Settings) -> pii.ScanBudget:
@@ -204,29 +292,92 @@ def _upstream_error(error: UpstreamError) -> TunegateError:
 
 
 async def complete(call: Call) -> Completion:
-    assert call.prepared is not None
+    prepared = call.prepared
+    assert prepared is not None
+    body = None if call.op is not None else prepared.body
     try:
-        return await call.ctx.upstream.post_completion(PATHS[call.api], call.prepared.body)
+        completion = await call.ctx.upstream.forward(
+            prepared.method, prepared.path, body, prepared.query
+        )
     except UpstreamError as error:
         raise _upstream_error(error) from error
+    if call.api == "responses":
+        await _keep_state(call, completion)
+    return completion
+
+
+async def _keep_state(call: Call, completion: Completion) -> None:
+    """Before the reply: the owner of a response the upstream now stores, and the end of one
+    it deleted."""
+    assert call.prepared is not None
+    if call.op == "delete" and call.response_id is not None:
+        await call.ctx.store.responses.forget(call.response_id)
+    elif call.op is None and will_store(call.prepared.body):
+        call.payload = _parsed(completion.content)
+        if (found := response_id_of(call.payload)) is not None:
+            await _claim(call, found, still_open=is_open(call.payload))
+
+
+async def _claim(call: Call, response_id: str, *, still_open: bool) -> None:
+    assert call.view is not None and call.prepared is not None
+    call.response_id, call.opened = response_id, still_open
+    owner = ResponseOwner(call.view.org.id, call.view.key.id, call.prepared.model, still_open)
+    await call.ctx.store.responses.claim(response_id, owner)
+
+
+def _parsed(content: bytes) -> Any:
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
 
 
 async def finish_completion(call: Call, completion: Completion) -> None:
     """After the reply went out: usage, rate-limit correction and audit."""
     assert call.prepared is not None and call.view is not None
-    try:
-        payload = orjson.loads(completion.content)
-    except orjson.JSONDecodeError:
-        payload = None
-    usage = usage_of(payload) or Usage(call.reserved_tokens, 0, estimated=True)
-    texts = completion_texts(payload, call.api) if _logs_content(call) else []
+    payload = call.payload if call.payload is not None else _parsed(completion.content)
+    usage = await _usage(call, payload)
+    texts = completion_texts(payload, call.api) if _logs_content(call) and not call.op else []
     await _finish(call, usage, completion.status, texts)
 
 
-async def open_stream(call: Call) -> CompletionStream:
+async def _usage(call: Call, payload: Any) -> Usage | None:
+    """What a finished call used: its answer's usage, or an estimate of it. A stored-response
+    call uses nothing, unless it is the first to see a background response finished: then it
+    counts that response's usage. So does a create, unless its response is still running."""
     assert call.prepared is not None
+    shape = SPECS[call.api].usage
+    if call.op is not None:
+        if call.owner is None or not call.owner.open or is_open(payload):
+            return None
+        return await _settled(call, usage_of(payload, shape))
+    if call.opened and is_open(payload):
+        return Usage(0, 0)
+    if (usage := usage_of(payload, shape)) is not None:
+        return usage
+    if shape == "none":  # moderations report no usage: their input, estimated
+        texts = prompt_texts(call.prepared.body, call.api)
+        return Usage(estimate_tokens(texts, 0, 1), 0, estimated=True)
+    return Usage(call.reserved_tokens, 0, estimated=True)
+
+
+async def _settled(call: Call, usage: Usage | None) -> Usage | None:
+    """A background response's usage, for the one call that settles it (None for the rest)."""
+    if usage is None or call.response_id is None:
+        return None
+    if not await call.ctx.store.responses.settle(call.response_id):
+        return None
+    return usage
+
+
+async def open_stream(call: Call) -> CompletionStream:
+    prepared = call.prepared
+    assert prepared is not None
+    body = None if call.op is not None else prepared.body
     try:
-        return await call.ctx.upstream.stream_completion(PATHS[call.api], call.prepared.body)
+        return await call.ctx.upstream.forward_stream(
+            prepared.method, prepared.path, body, prepared.query
+        )
     except UpstreamError as error:
         raise _upstream_error(error) from error
 
@@ -234,26 +385,49 @@ async def open_stream(call: Call) -> CompletionStream:
 async def relay(call: Call, upstream: CompletionStream) -> AsyncGenerator[bytes, None]:
     """The client's stream. Closing it early (a client that left) closes the upstream's."""
     assert call.prepared is not None
+    claim = call.api == "responses" and call.op is None and will_store(call.prepared.body)
     sse = SseRelay(
-        call.api, forward_usage=call.prepared.client_wants_usage, collect_text=_logs_content(call)
+        call.api,
+        forward_usage=call.prepared.client_wants_usage,
+        collect_text=_logs_content(call) and call.op is None,
+        want_id=claim,
     )
     status, error = DISCONNECTED, None
     call.relaying = True
     try:
         async for chunk in upstream:
-            if out := sse.feed(chunk):
+            out = sse.feed(chunk)
+            if claim and sse.response_id is not None:
+                claim = False  # recorded before the client sees the id
+                background = call.prepared.body.get("background") is True
+                await _claim(call, sse.response_id, still_open=background)
+            if out:
                 yield out
         if tail := sse.flush():
             yield tail
         status = upstream.status
-    except UpstreamError as failure:
-        status, error = 502, failure
+    except (UpstreamError, Unavailable) as failure:
+        status, error = 502 if isinstance(failure, UpstreamError) else 503, failure
         yield b"data: " + orjson.dumps({"error": _error_body(failure)}) + b"\n\n"
     finally:
         with anyio.CancelScope(shield=True):
             await upstream.aclose()
-            usage = sse.usage or sse.estimated_usage(call.reserved_tokens)
+            usage = await _streamed_usage(call, sse)
             await _finish(call, usage, status, sse.completions(), error)
+
+
+async def _streamed_usage(call: Call, sse: SseRelay) -> Usage | None:
+    """A stream's usage (estimated when it ended early); a background response's is counted
+    once, by whichever call sees it finish first."""
+    if call.op is not None:
+        if call.owner is None or not call.owner.open:
+            return None
+        return await _settled(call, sse.usage)
+    if call.opened:
+        if sse.usage is None:  # still running upstream: a later call counts it
+            return Usage(0, 0)
+        return await _settled(call, sse.usage) or Usage(0, 0)
+    return sse.usage or sse.estimated_usage(call.reserved_tokens)
 
 
 async def close_relay(
@@ -277,7 +451,7 @@ def _logs_content(call: Call) -> bool:
 
 async def _finish(
     call: Call,
-    usage: Usage,
+    usage: Usage | None,
     status: int,
     completions: list[str],
     error: TunegateError | None = None,
@@ -285,18 +459,31 @@ async def _finish(
     assert call.prepared is not None and call.view is not None
     policy = call.view.org.policy
     details = _details(call)
-    details |= {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
-    if usage.estimated:
-        details["usage_estimated"] = True
+    if usage is not None:
+        details |= {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+        }
+        if usage.cached_tokens:
+            details["cached_tokens"] = usage.cached_tokens
+        if usage.reasoning_tokens:
+            details["reasoning_tokens"] = usage.reasoning_tokens
+        if usage.estimated:
+            details["usage_estimated"] = True
     if error is not None:
         details["error"] = error.code
-    if (content := logged_content(policy, call.api, call.prepared.body, completions)) is not None:
+    content = None
+    if call.op is None:
+        content = logged_content(policy, call.api, call.prepared.body, completions)
+    if content is not None:
         details["content"] = content
     await _record(call, usage, status, details)
 
 
 def _details(call: Call) -> dict[str, Any]:
     details: dict[str, Any] = {"model": call.requested}
+    if call.response_id is not None:
+        details["response_id"] = call.response_id
     prepared = call.prepared
     if prepared is not None:
         details |= {"routed_to": prepared.model, "stream": prepared.stream}
@@ -324,7 +511,7 @@ async def _record(
     metered = Metered(
         principal=call.principal,
         org_id=org_id,
-        action=ACTIONS[call.api],
+        action=call.action,
         model=call.prepared.model if call.prepared is not None else None,
         usage=usage,
         reserved_tokens=call.reserved_tokens,
@@ -333,6 +520,7 @@ async def _record(
         client=call.client,
         status=status,
         details=details,
+        endpoint=call.api,
     )
     try:
         await _settle_budget(call, usage)

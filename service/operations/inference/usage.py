@@ -6,7 +6,7 @@ tuned rates); the rate-limit correction (the tokens reserved before the call aga
 upstream reported); and the call's audit record. Calls that finish together are written
 together (`CallRecorder`). Fine-tuning jobs count their training tokens apart, as
 `trained_tokens` under `fine-tuning:<base model>` (see `jobs.finish`). `usage_report` sums the
-counters over a date range, grouped as asked.
+counters over a date range, grouped as asked (by model, key, day and the proxied endpoint).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from service.operations.context import Context
 from service.operations.tenancy.audit import audit_event, record_audits
 from service.store.inference.usage import TokenCorrection, UsageEntry, UsageRow
 
-GROUPS = ("model", "key", "day")
+GROUPS = ("model", "key", "day", "endpoint")
 MAX_RANGE_DAYS = 366
 DEFAULT_RANGE_DAYS = 30
 NANOS = 1_000_000_000
@@ -48,6 +48,7 @@ class Metered:
     client: str | None
     status: int
     details: dict[str, Any]
+    endpoint: str = ""  # the proxied API (`chat`, `responses`, ...)
 
     @property
     def outcome(self) -> Outcome:
@@ -56,7 +57,9 @@ class Metered:
 
 def cost_nanos(ctx: Context, model: str, usage: Usage) -> int:
     try:
-        cost = inference_cost(model, usage.prompt_tokens, usage.completion_tokens, ctx.prices)
+        cost = inference_cost(
+            model, usage.prompt_tokens, usage.completion_tokens, ctx.prices, usage.cached_tokens
+        )
     except UnknownModelError:
         return 0
     return round(cost * NANOS)
@@ -85,6 +88,9 @@ def _entry(ctx: Context, metered: Metered, day: str) -> UsageEntry | None:
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
         cost_nanos=cost_nanos(ctx, metered.model, usage),
+        endpoint=metered.endpoint,
+        cached_tokens=usage.cached_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
     )
 
 
@@ -175,11 +181,14 @@ class UsageTotal:
     day: str | None
     model: str | None
     key_id: str | None
+    endpoint: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
     trained_tokens: int = 0
     requests: int = 0
     cost_nanos: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def cost(self) -> float:
@@ -210,11 +219,15 @@ def check_groups(group_by: list[str]) -> list[str]:
     return groups
 
 
-def _group(row: UsageRow, groups: list[str]) -> tuple[str | None, str | None, str | None]:
+Group = tuple[str | None, str | None, str | None, str | None]
+
+
+def _group(row: UsageRow, groups: list[str]) -> Group:
     return (
         row.day if "day" in groups else None,
         row.model if "model" in groups else None,
         row.key_id if "key" in groups else None,
+        row.endpoint if "endpoint" in groups else None,
     )
 
 
@@ -223,15 +236,17 @@ async def usage_report(
 ) -> list[UsageTotal]:
     """Totals over `days` (see `date_range`), one per group; one row when ungrouped."""
     groups = check_groups(group_by)
-    totals: dict[tuple[str | None, str | None, str | None], UsageTotal] = {}
+    totals: dict[Group, UsageTotal] = {}
     if not groups:
-        totals[(None, None, None)] = UsageTotal(None, None, None)
+        totals[(None, None, None, None)] = UsageTotal(None, None, None)
     for row in await ctx.store.usage.rows(org_id, days):
         group = _group(row, groups)
         total = totals.setdefault(group, UsageTotal(*group))
         total.prompt_tokens += row.prompt_tokens
         total.completion_tokens += row.completion_tokens
         total.trained_tokens += row.trained_tokens
+        total.cached_tokens += row.cached_tokens
+        total.reasoning_tokens += row.reasoning_tokens
         total.requests += row.requests
         total.cost_nanos += row.cost_nanos
     return [totals[group] for group in sorted(totals, key=lambda g: tuple(v or "" for v in g))]

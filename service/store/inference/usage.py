@@ -1,9 +1,12 @@
 """Token usage per org, key, model and UTC day, written once per proxied call.
 
-One hash per org and day holds integer counters named `<key id>|<model>|<metric>`: prompt and
-completion tokens, requests, and the estimated cost in nano-dollars (integers add up exactly
-where floats would drift). The counters and rate-limit corrections of a batch of calls go in
-one pipelined round trip. Days are kept `RETENTION_DAYS`.
+One hash per org and day holds integer counters named `<key id>|<model>|<endpoint>|<metric>`:
+prompt and completion tokens (and of them, cached prompt and reasoning tokens), requests, and
+the estimated cost in nano-dollars (integers add up exactly where floats would drift). The
+endpoint is the proxied API (`chat`, `responses`, `embeddings`, ...); counters written before
+endpoints were counted, and fine-tuning's trained tokens, are `<key id>|<model>|<metric>`.
+The counters and rate-limit corrections of a batch of calls go in one pipelined round trip.
+Days are kept `RETENTION_DAYS`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ METRICS = {
     "p": "prompt_tokens",
     "c": "completion_tokens",
     "t": "trained_tokens",
+    "k": "cached_tokens",
+    "r": "reasoning_tokens",
     "n": "requests",
     "$": "cost_nanos",
 }
@@ -39,6 +44,9 @@ class UsageEntry:
     cost_nanos: int
     requests: int = 1
     trained_tokens: int = 0
+    endpoint: str = ""
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +61,14 @@ class UsageRow:
     day: str
     key_id: str
     model: str
+    endpoint: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
     trained_tokens: int = 0
     requests: int = 0
     cost_nanos: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 class UsageRepository(Repository):
@@ -100,19 +111,24 @@ class UsageRepository(Repository):
 
 def _count(pipe: Pipeline, entry: UsageEntry) -> None:
     name = keys.usage_day(entry.org_id, entry.day)
-    prefix = f"{entry.key_id}|{entry.model}|"
+    endpoint = f"{entry.endpoint}|" if entry.endpoint else ""
+    prefix = f"{entry.key_id}|{entry.model}|{endpoint}"
     pipe.hincrby(name, prefix + "p", entry.prompt_tokens)
     pipe.hincrby(name, prefix + "c", entry.completion_tokens)
     if entry.trained_tokens:
         pipe.hincrby(name, prefix + "t", entry.trained_tokens)
+    if entry.cached_tokens:
+        pipe.hincrby(name, prefix + "k", entry.cached_tokens)
+    if entry.reasoning_tokens:
+        pipe.hincrby(name, prefix + "r", entry.reasoning_tokens)
     pipe.hincrby(name, prefix + "n", entry.requests)
     pipe.hincrby(name, prefix + "$", entry.cost_nanos)
 
 
 def _merged(entries: list[UsageEntry]) -> list[UsageEntry]:
-    sums: dict[tuple[str, str, str, str], UsageEntry] = {}
+    sums: dict[tuple[str, str, str, str, str], UsageEntry] = {}
     for entry in entries:
-        group = (entry.org_id, entry.day, entry.key_id, entry.model)
+        group = (entry.org_id, entry.day, entry.key_id, entry.model, entry.endpoint)
         seen = sums.get(group)
         sums[group] = (
             entry
@@ -122,6 +138,8 @@ def _merged(entries: list[UsageEntry]) -> list[UsageEntry]:
                 prompt_tokens=seen.prompt_tokens + entry.prompt_tokens,
                 completion_tokens=seen.completion_tokens + entry.completion_tokens,
                 trained_tokens=seen.trained_tokens + entry.trained_tokens,
+                cached_tokens=seen.cached_tokens + entry.cached_tokens,
+                reasoning_tokens=seen.reasoning_tokens + entry.reasoning_tokens,
                 cost_nanos=seen.cost_nanos + entry.cost_nanos,
                 requests=seen.requests + entry.requests,
             )
@@ -138,12 +156,17 @@ def _merged_corrections(corrections: list[TokenCorrection]) -> list[TokenCorrect
 
 
 def _rows(day: str, counters: dict[str, str]) -> list[UsageRow]:
-    found: dict[tuple[str, str], UsageRow] = {}
+    found: dict[tuple[str, str, str | None], UsageRow] = {}
     for field, value in counters.items():
-        key_id, _, rest = field.partition("|")
-        model, _, metric = rest.rpartition("|")
+        parts = field.split("|")
+        if len(parts) == 4:
+            key_id, model, endpoint, metric = parts
+        elif len(parts) == 3:
+            (key_id, model, metric), endpoint = parts, None
+        else:
+            continue
         if metric not in METRICS:
             continue
-        row = found.setdefault((key_id, model), UsageRow(day, key_id, model))
+        row = found.setdefault((key_id, model, endpoint), UsageRow(day, key_id, model, endpoint))
         setattr(row, METRICS[metric], int(value))
     return list(found.values())
