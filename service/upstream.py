@@ -440,6 +440,15 @@ class Upstream:
         pages = self._client.fine_tuning.jobs.list(metadata=metadata or openai.omit, limit=100)
         return await _guard(_collect(pages))
 
+    async def list_jobs_page(
+        self, *, after: str | None = None, limit: int = 100
+    ) -> tuple[list[FineTuningJob], bool]:
+        """One page of the upstream's jobs, newest first, older than job `after`; and whether
+        more exist."""
+        jobs = self._client.fine_tuning.jobs
+        page = await _guard(jobs.list(after=after or openai.omit, limit=limit))
+        return page.data, bool(page.has_more)
+
     async def retrieve_job(self, job_id: str) -> FineTuningJob:
         return await _guard(self._client.fine_tuning.jobs.retrieve(job_id))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from service.operations import maintenance
 from service.operations.context import Context
 from service.operations.datasets import uploads
+from service.operations.jobs import cycle as job_cycle
 from service.operations.jobs import runner as job_runner
 from service.operations.sweeps import runner as sweep_runner
 from service.operations.webhooks import events as webhooks
@@ -35,6 +36,10 @@ def sweep() -> dict[str, int]:
 
 def advance_due_jobs() -> int:
     return run_operation(job_runner.advance_due_jobs)
+
+
+def poll_jobs(timed: bool) -> int:
+    return run_operation(lambda ctx: job_cycle.run_poll_cycle(ctx, timed=timed))
 
 
 def deliver_webhook(delivery_id: str) -> str:

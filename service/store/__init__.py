@@ -19,6 +19,7 @@ from service.store.jobs import JobRepository
 from service.store.sweeps import SweepRepository
 from service.store.tenancy.audit import AuditRepository
 from service.store.tenancy.orgs import TenancyRepository
+from service.store.upstream_rate import UpstreamRateRepository
 from service.store.webhooks import WebhookRepository
 from service.store.workers import WorkerRepository
 
@@ -41,6 +42,7 @@ class Store:
         self.webhooks = WebhookRepository(self.redis)
         self.sweeps = SweepRepository(self.redis)
         self.budgets = BudgetRepository(self.redis)
+        self.upstream_rate = UpstreamRateRepository(self.redis)
 
     async def ping(self) -> bool:
         return await self.workers.ping()

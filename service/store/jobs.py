@@ -18,11 +18,17 @@ import orjson
 from pydantic import BaseModel
 from redis.exceptions import WatchError
 
-from service.domain.jobs.states import INITIAL_STATE, JobState, holds_slot
+from service.domain.jobs.polling import Watched, listing_mark
+from service.domain.jobs.states import INITIAL_STATE, UPSTREAM, JobState, holds_slot
 from service.store import keys
 from service.store.base import MAX_WRITE_TRIES, Repository, compare_and_set
 
 IDEMPOTENCY_SECONDS = 24 * 3600
+_CLAIM_NEXT_CYCLE = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') > tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
 Change = Callable[["JobRecord"], "JobRecord | None"]
 
 
@@ -46,6 +52,8 @@ class JobRecord(BaseModel):
     aliases: dict[str, str] = {}  # upstream ids -> tunegate's, for event messages
     upstream_status: str | None = None
     last_event_id: str | None = None
+    events_at: float | None = None  # when the upstream's events were last read
+    listed: dict[str, Any] | None = None  # the upstream job as the poll cycle listed it
     fine_tuned_model: str | None = None
     trained_tokens: int | None = None
     finished_at: int | None = None
@@ -194,6 +202,31 @@ class JobRepository(Repository):
         found = await self.redis.zrevrange(keys.jobs_drainers(), 0, 0, withscores=True)
         return float(found[0][1]) if found else 0.0
 
+    async def watched(self) -> dict[str, Watched]:
+        """Every job the upstream holds, by upstream id (the poll cycle's one read)."""
+        raw = await self.redis.hgetall(keys.jobs_watched())
+        return {upstream_id: Watched(*orjson.loads(entry)) for upstream_id, entry in raw.items()}
+
+    async def watched_count(self) -> int:
+        return int(await self.redis.hlen(keys.jobs_watched()))
+
+    async def claim_cycle(self, owner: str, seconds: float) -> bool:
+        """Hold the poll cycle's lease: one worker walks the upstream's list at a time."""
+        lease = keys.jobs_poll_cycle()
+        return bool(await self.redis.set(lease, owner, nx=True, px=int(seconds * 1000)))
+
+    async def end_cycle(self, owner: str, gap_seconds: float) -> None:
+        """Keep the lease for `gap_seconds` more, so that no other walk starts at once."""
+        lease = keys.jobs_poll_cycle()
+        if await self.redis.get(lease) == owner:
+            await self.redis.pexpire(lease, max(1, int(gap_seconds * 1000)))
+
+    async def claim_next_cycle(self, at: float, now: float) -> bool:
+        """Become the one to queue the next timed cycle, for `at`, unless one is already
+        queued for later than `now` (so the timed cycles stay one chain)."""
+        claimed = await self.redis.eval(_CLAIM_NEXT_CYCLE, 1, keys.jobs_next_cycle(), at, now)
+        return bool(claimed)
+
     async def job_for_upstream(self, upstream_id: str) -> str | None:
         value: str | None = await self.redis.hget(keys.jobs_by_upstream(), upstream_id)
         return value
@@ -250,6 +283,24 @@ def _write(pipe: Any, old: JobRecord | None, new: JobRecord) -> None:
         pipe.zadd(keys.jobs_due(), {new.id: new.due_at})
     if new.upstream_id and (old is None or old.upstream_id != new.upstream_id):
         pipe.hset(keys.jobs_by_upstream(), new.upstream_id, new.id)
+    _write_watched(pipe, old, new)
+
+
+def _watched_entry(record: JobRecord | None) -> bytes | None:
+    if record is None or record.upstream_id is None or record.state not in UPSTREAM:
+        return None
+    mark = listing_mark(record.upstream_status, record.fine_tuned_model, record.trained_tokens)
+    entry = [record.id, record.org_id, mark, record.events_at or 0.0, record.created_at]
+    return orjson.dumps(entry)
+
+
+def _write_watched(pipe: Any, old: JobRecord | None, new: JobRecord) -> None:
+    """The poll cycle's index: a job is watched while the upstream holds it."""
+    before, after = _watched_entry(old), _watched_entry(new)
+    if after is not None and after != before:
+        pipe.hset(keys.jobs_watched(), new.upstream_id, after)
+    elif after is None and before is not None and old is not None:
+        pipe.hdel(keys.jobs_watched(), old.upstream_id)
 
 
 def _queue_extras(

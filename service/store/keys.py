@@ -168,6 +168,26 @@ def jobs_by_upstream() -> str:
     return f"{PREFIX}jobs:upstream"
 
 
+def jobs_watched() -> str:
+    """Jobs the upstream holds, by upstream id: what the poll cycle last knew of each."""
+    return f"{PREFIX}jobs:watched"
+
+
+def jobs_poll_cycle() -> str:
+    """The poll cycle's lease: one worker walks the upstream's list at a time."""
+    return f"{PREFIX}jobs:poll_cycle"
+
+
+def jobs_next_cycle() -> str:
+    """When the poll cycle's next timed walk is queued for."""
+    return f"{PREFIX}jobs:poll_cycle:next"
+
+
+def upstream_bucket() -> str:
+    """The token bucket every worker's fine-tuning calls to the upstream draw from."""
+    return f"{PREFIX}upstream:bucket"
+
+
 def openai_webhook(webhook_id: str) -> str:
     """An OpenAI webhook already acted on (they are retried)."""
     return f"{PREFIX}webhooks:openai:{webhook_id}"

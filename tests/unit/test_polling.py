@@ -1,4 +1,5 @@
-"""Poll delays (fast, backing off, capped, jittered) and picking new upstream events."""
+"""Poll delays (fast, backing off, capped, jittered), picking new upstream events, and the poll
+cycle's choices: which listed jobs to poll, how often to walk, in what order jobs fall due."""
 
 from __future__ import annotations
 
@@ -9,11 +10,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.domain.jobs.polling import (
+    CYCLE_MIN_SECONDS,
+    EVENTS_EVERY_SECONDS,
     FAST_DELAY,
     JITTER,
     MAX_DELAY,
     MAX_POLL_DELAY,
     MIN_POLL_DELAY,
+    Watched,
+    cycle_seconds,
+    fair_order,
+    listing_mark,
+    needs_poll,
     new_events,
     next_poll_delay,
 )
@@ -109,3 +117,37 @@ def test_polling_in_any_increments_stores_each_event_once(total: int, data: st.D
         assert found.complete
         stored += [str(e["id"]) for e in found.events]
     assert stored == [f"ftevent-{n}" for n in range(1, total + 1)]
+
+
+def test_a_listed_job_is_polled_when_what_it_says_changed() -> None:
+    watched = Watched("ftjob-a", "org-a", listing_mark("queued", None, None), 100.0, 1)
+    assert not needs_poll(watched, listing_mark("queued", None, None), 101.0)
+    assert needs_poll(watched, listing_mark("running", None, None), 101.0)
+    done = listing_mark("succeeded", "ft:gpt-4o-mini:x", 1200)
+    assert needs_poll(
+        Watched("ftjob-a", "org-a", listing_mark("succeeded", None, 1200), 0, 1), done, 1
+    )
+
+
+def test_a_running_job_is_polled_for_its_metrics_now_and_then() -> None:
+    running = listing_mark("running", None, None)
+    watched = Watched("ftjob-a", "org-a", running, 1000.0, 1)
+    assert not needs_poll(watched, running, 1000.0 + EVENTS_EVERY_SECONDS - 1)
+    assert needs_poll(watched, running, 1000.0 + EVENTS_EVERY_SECONDS)
+    queued = Watched("ftjob-a", "org-a", listing_mark("queued", None, None), 0.0, 1)
+    assert not needs_poll(queued, listing_mark("queued", None, None), 10 * EVENTS_EVERY_SECONDS)
+
+
+def test_the_walk_slows_down_as_the_list_grows() -> None:
+    assert cycle_seconds(0) == cycle_seconds(100) == CYCLE_MIN_SECONDS
+    assert cycle_seconds(1000) == 5.0  # 10 pages at 2 a second
+    assert cycle_seconds(10_000) == 50.0
+
+
+def test_one_orgs_many_changes_fall_due_after_every_other_orgs_first() -> None:
+    many = [Watched(f"ftjob-a{i}", "org-a", "", 0.0, 1) for i in range(1000)]
+    one = Watched("ftjob-b", "org-b", "", 0.0, 1)
+    order = dict(fair_order([*many, one]))
+    assert order["ftjob-b"] == 0.0
+    assert sum(1 for offset in order.values() if offset <= order["ftjob-b"]) == 2
+    assert order["ftjob-a999"] > order["ftjob-a1"] > order["ftjob-a0"]

@@ -59,3 +59,54 @@ def new_events(newest_first: Iterable[Mapping[str, Any]], last_seen_id: str | No
     # Stable: events created in the same second keep the API's order.
     fresh.sort(key=lambda event: int(event.get("created_at") or 0))
     return NewEvents(fresh, complete)
+
+
+# The poll cycle: one walk of the upstream's job list covers every watched job.
+LIST_PAGE = 100
+CYCLE_MIN_SECONDS = 2.0
+PAGES_PER_SECOND = 2.0  # the walk's pace: 1,000 jobs cost 10 pages every 5 s
+EVENTS_EVERY_SECONDS = 300.0  # a running job's metrics are read at least this often
+CLOCK_SLACK_SECONDS = 120  # the walk reads this much past the oldest watched job
+FAIR_STEP_SECONDS = 0.001  # one org's n-th changed job falls due n ms after the first
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """What the poll cycle knows of a job the upstream holds, without reading its record."""
+
+    job_id: str
+    org_id: str
+    mark: str  # `listing_mark` of what was last recorded
+    events_at: float  # when its events were last read
+    created_at: int  # the gateway's creation time: the upstream's is no earlier
+
+
+def listing_mark(status: str | None, model: str | None, trained_tokens: int | None) -> str:
+    """What a listed job says that the gateway must act on: status, model, tokens."""
+    return f"{status or ''}|{model or ''}|{trained_tokens if trained_tokens is not None else ''}"
+
+
+def cycle_seconds(watched: int) -> float:
+    """How often the cycle walks: every `CYCLE_MIN_SECONDS`, slower once the walk is long."""
+    pages = -(-watched // LIST_PAGE)
+    return max(CYCLE_MIN_SECONDS, pages / PAGES_PER_SECOND)
+
+
+def needs_poll(watched: Watched, listed_mark: str, now: float) -> bool:
+    """A listed job is polled when it changed, or when it runs and its events are old."""
+    if listed_mark != watched.mark:
+        return True
+    running = listed_mark.startswith("running|")
+    return running and now - watched.events_at >= EVENTS_EVERY_SECONDS
+
+
+def fair_order(jobs: Iterable[Watched]) -> list[tuple[str, float]]:
+    """(job id, offset): each org's first job at 0, its second one step later, and so on, so
+    that one org's thousand changed jobs fall due after every other org's first few."""
+    counts: dict[str, int] = {}
+    placed = []
+    for job in jobs:
+        rank = counts.get(job.org_id, 0)
+        counts[job.org_id] = rank + 1
+        placed.append((job.job_id, rank * FAIR_STEP_SECONDS))
+    return placed

@@ -34,6 +34,7 @@ from service.operations.jobs import schedule as job_schedule
 from service.operations.jobs.submit import TUNEGATE_ID_KEY
 from service.operations.jobs.views import get_job
 from service.operations.tenancy.orgs import get_org
+from service.operations.upstream_rate import Priority, within_budget
 from service.store.jobs import JobRecord
 
 MAX_IDEMPOTENCY_KEY = 255
@@ -187,7 +188,7 @@ async def _call_upstream(ctx: Context, call: str, upstream_id: str) -> None:
         "pause": ctx.upstream.pause_job,
         "resume": ctx.upstream.resume_job,
     }
-    await calls[call](upstream_id)
+    await within_budget(ctx, Priority.URGENT, partial(calls[call], upstream_id))
 
 
 def apply_control(record: JobRecord, event: JobEvent) -> JobRecord:

@@ -20,6 +20,7 @@ the upstream cannot serve is skipped.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
@@ -37,6 +38,7 @@ from service.operations.jobs import watch as job_watch
 from service.operations.jobs.submit import job_files
 from service.operations.sweeps import schedule as sweep_schedule
 from service.operations.tenancy.audit import record_audit
+from service.operations.upstream_rate import Priority, within_budget
 from service.operations.webhooks import events as webhooks
 from service.store.datasets.files import FileRecord
 from service.store.inference.usage import UsageEntry
@@ -85,7 +87,8 @@ async def _metrics(ctx: Context, record: JobRecord) -> None:
     if not record.result_files:
         return
     try:
-        content = await ctx.upstream.file_content(record.result_files[0])
+        read = functools.partial(ctx.upstream.file_content, record.result_files[0])
+        content = await within_budget(ctx, Priority.POLL, read)
         rows = rows_from_result_file(content)
     except UpstreamRejected as error:
         log.warning("result_file_unavailable", job_id=record.id, status=error.status)

@@ -9,7 +9,7 @@ for a moment. Advancing a job is one step for its state, repeated while it stays
     waiting_files   split off `validation_split`; wait for the files to reach the upstream
     waiting_slot    take a slot if the org has one free (`jobs.slots`), else wait in line
     submitting      create the upstream job exactly once (`jobs.submit`)
-    upstream states poll it (`jobs.watch`)
+    upstream states poll it (`jobs.watch`) when the poll cycle says it changed (`jobs.cycle`)
     ended           run what is left of `jobs.finish`
 
 A passing failure (the upstream's 429s and 5xx, timeouts) leaves the state alone and makes the
@@ -30,6 +30,7 @@ from service.domain.jobs.states import JobEvent, JobState, is_terminal, transiti
 from service.errors import UpstreamError
 from service.logging import get_logger
 from service.operations.context import Context
+from service.operations.jobs import cycle as job_cycle
 from service.operations.jobs import finish as job_finish
 from service.operations.jobs import schedule as job_schedule
 from service.operations.jobs import slots as job_slots
@@ -67,6 +68,7 @@ async def sweep_jobs(ctx: Context) -> dict[str, int]:
     raised limit, a crash), callbacks whose attempt was lost."""
     return {
         "overdue_jobs": await job_schedule.requeue_overdue(ctx),
+        "restarted_poll_cycles": int(await job_cycle.ensure_timer(ctx)),
         "started_jobs": await job_slots.promote_all(ctx),
         "requeued_callbacks": await webhooks.requeue_stalled_deliveries(ctx),
     }

@@ -27,7 +27,6 @@ import anyio
 
 from service.logging import get_logger
 from service.operations.context import Context
-from service.store.jobs import JobRecord
 
 BUCKET_SECONDS = 1.0
 TASK = "advance_due_jobs"
@@ -71,23 +70,6 @@ async def draining(ctx: Context, seconds: float) -> AsyncIterator[float]:
         with anyio.CancelScope(shield=True):
             await ctx.store.jobs.stop_draining(name)
             await queue_due(ctx, await ctx.store.jobs.earliest_due())
-
-
-async def wake(ctx: Context, job_id: str) -> bool:
-    """Have a worker look at the job now (a webhook said it changed); False if it has ended."""
-    now = time.time()
-
-    def due_now(record: JobRecord) -> JobRecord | None:
-        if record.due_at is None or record.due_at <= now:
-            return None
-        record.due_at = now
-        return record
-
-    updated = await ctx.store.jobs.update(job_id, due_now)
-    if updated is None or updated.due_at is None:
-        return False
-    await queue_due(ctx, updated.due_at)
-    return True
 
 
 def overdue_after(ctx: Context) -> float:

@@ -20,16 +20,18 @@ however long the upstream takes to come back.
 
 from __future__ import annotations
 
-import random
+import functools
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-from service.domain.jobs.polling import next_poll_delay
+from service.domain.jobs.polling import CYCLE_MIN_SECONDS
 from service.domain.jobs.request import METADATA_PAIRS, JobRequest, upstream_body
 from service.domain.jobs.states import is_terminal, observe
 from service.errors import UpstreamRejected
 from service.logging import get_logger
 from service.operations.context import Context
+from service.operations.jobs import cycle as job_cycle
 from service.operations.jobs.records import (
     copy_upstream,
     ended,
@@ -38,6 +40,7 @@ from service.operations.jobs.records import (
     saw,
 )
 from service.operations.tenancy.audit import record_audit
+from service.operations.upstream_rate import Priority, within_budget
 from service.store.datasets.files import FileRecord
 from service.store.jobs import JobRecord
 from service.upstream import FineTuningJob
@@ -48,8 +51,8 @@ FILES_GONE = {
     "message": "A file of this job was deleted before the job could start.",
     "param": "training_file",
 }
+T = TypeVar("T")
 log = get_logger(__name__)
-_jitter = random.Random()
 
 
 async def submit(ctx: Context, record: JobRecord) -> JobRecord | None:
@@ -63,7 +66,8 @@ async def submit(ctx: Context, record: JobRecord) -> JobRecord | None:
     counted = await ctx.store.jobs.update(record.id, _count_attempt)
     assert counted is not None
     try:
-        created = await ctx.upstream.create_job(**upstream_request(counted, files))
+        body = upstream_request(counted, files)
+        created = await _urgent(ctx, functools.partial(ctx.upstream.create_job, **body))
     except UpstreamRejected as error:
         if error.passing:
             raise
@@ -108,7 +112,7 @@ def upstream_metadata(metadata: dict[str, str] | None, job_id: str) -> dict[str,
 
 async def find_created(ctx: Context, job_id: str) -> FineTuningJob | None:
     """The upstream job an earlier attempt created, if any (twins are cancelled)."""
-    found = await ctx.upstream.list_jobs(metadata={TUNEGATE_ID_KEY: job_id})
+    found = await _urgent(ctx, _lookup(ctx, job_id))
     mine = sorted(
         (job for job in found if (job.metadata or {}).get(TUNEGATE_ID_KEY) == job_id),
         key=lambda job: (job.created_at, job.id),
@@ -123,7 +127,7 @@ async def cancel_late_twins(ctx: Context, record: JobRecord) -> None:
     more than one create attempt can have any, so the others cost no call."""
     if record.create_attempts < 2 or record.upstream_id is None:
         return
-    found = await ctx.upstream.list_jobs(metadata={TUNEGATE_ID_KEY: record.id})
+    found = await within_budget(ctx, Priority.POLL, _lookup(ctx, record.id))
     for job in found:
         if (job.metadata or {}).get(TUNEGATE_ID_KEY) == record.id and job.id != record.upstream_id:
             await _cancel_twin(ctx, record.id, job)
@@ -135,7 +139,7 @@ async def _cancel_twin(ctx: Context, job_id: str, twin: FineTuningJob) -> None:
     if twin.status not in ("succeeded", "failed", "cancelled"):
         log.warning("cancelling_twin_upstream_job", job_id=job_id, upstream_id=twin.id)
         try:
-            await ctx.upstream.cancel_job(twin.id)
+            await _urgent(ctx, functools.partial(ctx.upstream.cancel_job, twin.id))
         except UpstreamRejected as error:
             if error.passing:
                 raise
@@ -161,12 +165,14 @@ async def adopt(ctx: Context, record: JobRecord, job: FineTuningJob) -> JobRecor
         if is_terminal(current.state):
             ended(current, now, observed=False)
         else:
-            current.poll_delay = next_poll_delay(None, True, _jitter)
-            current.due_at = now + current.poll_delay
+            current.poll_delay = CYCLE_MIN_SECONDS
+            current.due_at = None  # watched: the poll cycle makes it due when it changes
         return current
 
     await register_model(ctx, record, job)
     updated = await ctx.store.jobs.update(record.id, take)
+    if updated is not None and updated.due_at is None:
+        await job_cycle.ensure_timer(ctx)
     if not taken:
         if updated is not None and updated.upstream_id != job.id:
             await _cancel_twin(ctx, record.id, job)  # another worker's create won
@@ -181,6 +187,14 @@ async def adopt(ctx: Context, record: JobRecord, job: FineTuningJob) -> JobRecor
         details={"upstream_job_id": job.id, "create_attempts": record.create_attempts},
     )
     return updated
+
+
+def _lookup(ctx: Context, job_id: str) -> Callable[[], Awaitable[list[FineTuningJob]]]:
+    return functools.partial(ctx.upstream.list_jobs, metadata={TUNEGATE_ID_KEY: job_id})
+
+
+async def _urgent(ctx: Context, call: Callable[[], Awaitable[T]]) -> T:
+    return await within_budget(ctx, Priority.URGENT, call)
 
 
 def _refusal(error: UpstreamRejected) -> dict[str, Any]:

@@ -1,35 +1,36 @@
 """Watching a job the upstream holds, one poll at a time: no worker ever sleeps inside a job.
 
-A poll reads the upstream job, the events after the last one stored (pages come newest first;
+The poll cycle (`jobs.cycle`) decides when a job is polled, and usually hands the poll the job
+as the upstream's list showed it (`JobRecord.listed`); only a job the list walk did not reach is
+retrieved on its own. A poll reads the events after the last one stored (pages come newest first;
 `polling.new_events` keeps the new ones, oldest first and each once), and the checkpoints when
 the status moved or an event mentions one. The events are appended in the same transaction that
-records the last one's id, so a retried poll never stores one twice. The next poll is due after
-`polling.next_poll_delay`: quick after a status change, backing off to about a minute while the
-status holds, jittered so that jobs created together spread out. Progress events alone do not
-count as a change: a long run costs one poll a minute, and OpenAI's webhooks (or a caller's
-cancel) bring the end sooner. Upstream ids in messages and checkpoints are shown as tunegate's.
+records the last one's id, so a retried poll never stores one twice. A job still running is
+due again only when the cycle says so (`due_at` stays unset). Every call draws from the upstream
+budget at poll priority. Upstream ids in messages and checkpoints are shown as tunegate's.
 A job whose create took more than one attempt also looks for a late twin on each poll.
 """
 
 from __future__ import annotations
 
-import random
+import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from service.domain.jobs.polling import new_events, next_poll_delay
+from service.domain.jobs.polling import new_events
 from service.domain.jobs.states import is_terminal, observe
 from service.operations.context import Context
 from service.operations.jobs.records import copy_upstream, ended, register_model, saw
 from service.operations.jobs.submit import cancel_late_twins
 from service.operations.sweeps import schedule as sweep_schedule
+from service.operations.upstream_rate import Priority, within_budget
 from service.store.jobs import JobRecord
 from service.upstream import FineTuningJob
 
 EVENT_PAGE = 100
-_jitter = random.Random()
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +58,14 @@ async def poll(ctx: Context, record: JobRecord) -> JobRecord | None:
 
 async def fetch(ctx: Context, record: JobRecord) -> Snapshot:
     upstream_id = record.upstream_id or ""
-    job = await ctx.upstream.retrieve_job(upstream_id)
+    if record.listed is not None:
+        job = FineTuningJob.model_validate(record.listed)
+    else:
+        job = await _polled(ctx, functools.partial(ctx.upstream.retrieve_job, upstream_id))
     events = await upstream_events(ctx, upstream_id, record.last_event_id)
     checkpoints = None
     if job.status != record.upstream_status or _mentions_checkpoint(events):
-        found = await ctx.upstream.list_checkpoints(upstream_id)
+        found = await _polled(ctx, functools.partial(ctx.upstream.list_checkpoints, upstream_id))
         checkpoints = [_shown_checkpoint(item.model_dump(mode="json"), record) for item in found]
     shown = [_shown_event(event, record.aliases) for event in events]
     return Snapshot(job, shown, checkpoints)
@@ -74,7 +78,10 @@ async def upstream_events(
     newest_first: list[dict[str, Any]] = []
     after: str | None = None
     while True:
-        page, more = await ctx.upstream.list_events(upstream_id, after=after, limit=EVENT_PAGE)
+        read = functools.partial(
+            ctx.upstream.list_events, upstream_id, after=after, limit=EVENT_PAGE
+        )
+        page, more = await _polled(ctx, read)
         newest_first += [event.model_dump(mode="json") for event in page]
         found = new_events(newest_first, last_seen)
         if found.complete or not more or not page:
@@ -82,9 +89,14 @@ async def upstream_events(
         after = page[-1].id
 
 
+async def _polled(ctx: Context, call: Callable[[], Awaitable[T]]) -> T:
+    return await within_budget(ctx, Priority.POLL, call)
+
+
 def observe_poll(record: JobRecord, snapshot: Snapshot, now: float) -> JobRecord:
     if snapshot.events:
         record.last_event_id = str(snapshot.events[-1]["id"])
+    record.listed, record.events_at = None, now
     before = record.state
     copy_upstream(record, snapshot.job)
     if is_terminal(before):  # ended here meanwhile (a cancel): only the facts are new
@@ -95,9 +107,7 @@ def observe_poll(record: JobRecord, snapshot: Snapshot, now: float) -> JobRecord
     if is_terminal(record.state):
         ended(record, now, observed=True)
     else:
-        changed = record.state != before
-        record.poll_delay = next_poll_delay(record.poll_delay, changed, _jitter)
-        record.due_at = now + record.poll_delay
+        record.due_at = None  # the poll cycle makes it due again
     return record
 
 

@@ -33,7 +33,7 @@ from service.domain.webhooks.targets import Network
 from service.errors import AuthenticationFailed
 from service.logging import get_logger
 from service.operations.context import Context
-from service.operations.jobs import schedule as job_schedule
+from service.operations.jobs import cycle as job_cycle
 from service.operations.jobs.views import job_json
 from service.operations.tenancy.audit import record_audit
 from service.operations.tenancy.orgs import get_org
@@ -247,7 +247,8 @@ async def list_deliveries(ctx: Context, principal: Principal) -> list[DeliveryRe
 async def receive_openai_webhook(
     ctx: Context, headers: Mapping[str, str], body: bytes
 ) -> JobRecord | None:
-    """Verify an OpenAI webhook; for a fine-tuning event about one of our jobs, poll it now.
+    """Verify an OpenAI webhook; for a fine-tuning event about one of our jobs, run the poll
+    cycle now (`jobs.cycle`).
     Returns that job (None for other events)."""
     secret = ctx.settings.openai_webhook_secret
     if secret is None:
@@ -264,5 +265,5 @@ async def receive_openai_webhook(
         return None
     webhook_id = {name.lower(): value for name, value in headers.items()}["webhook-id"]
     if await ctx.store.webhooks.first_openai_webhook(webhook_id):
-        await job_schedule.wake(ctx, job_id)
+        await job_cycle.queue_cycle_now(ctx)
     return await ctx.store.jobs.get(job_id)
