@@ -1,27 +1,32 @@
-"""What the completion proxy costs: throughput and latency direct, through tunegate, and through
-LiteLLM's proxy, all against the same minimal upstream on loopback.
+"""What the proxy costs: throughput and latency direct, through tunegate, and through LiteLLM's
+proxy, all against the same minimal upstream on loopback; for chat completions, the Responses
+API and embeddings (`--apis`).
 
 The upstream is a raw-asyncio OpenAI-compatible server in its own process (canned chat
-completions, streamed or not, with usage), measured alone as "direct". tunegate runs as
+completions and responses, streamed or not, with usage; a 1536-dimension base64 embedding),
+measured alone as "direct". tunegate runs as
 `tunegate serve --workers 2` against a real Redis (db 14 of 127.0.0.1:6379) with an org whose
 policy redacts PII and forces `store: false`; every call is authenticated, routed, redacted,
 counted and audited. LiteLLM runs from its own virtualenv (`--litellm PATH`, see README.md)
 with two workers. The load generator is raw asyncio HTTP/1.1 with keep-alive, so the figures
 are the servers', not a client library's.
 
-Per target and run: throughput at 32 concurrent connections (closed loop), and latency at a
-fixed 10 requests/s (open loop): whole response, and for streams time to the first event and
-to the end. Targets are interleaved within each run; the table shows medians over the runs.
-Nothing leaves 127.0.0.1, and every loop is bounded in count and time.
+Per target, API and run: throughput at 32 concurrent connections (closed loop), and latency at
+a fixed 10 requests/s (open loop): whole response, and for streams time to the first event and
+to the end (embeddings do not stream). Targets are interleaved within each run; the table shows
+medians over the runs, and tunegate's figures for each API beside its chat figures. LiteLLM is
+measured on chat only. Nothing leaves 127.0.0.1, and every loop is bounded in count and time.
 
     python bench/proxy_bench.py [--runs 3] [--seconds 20] [--rate-requests 200]
                                 [--litellm /tmp/litellm-venv] [--targets direct,tunegate,litellm]
+                                [--apis chat,responses,embeddings]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
 import statistics
 import subprocess
@@ -82,6 +87,75 @@ USAGE_EVENT = _event(
     {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "choices": [], "usage": USAGE}
 )
 DONE = b"%x\r\ndata: [DONE]\n\n\r\n0\r\n\r\n" % len(b"data: [DONE]\n\n")
+END = b"0\r\n\r\n"
+
+RESPONSE_USAGE = {
+    "input_tokens": 24,
+    "input_tokens_details": {"cached_tokens": 0},
+    "output_tokens": 6,
+    "output_tokens_details": {"reasoning_tokens": 0},
+    "total_tokens": 30,
+}
+TEXT = "".join(WORDS)
+MESSAGE = {
+    "type": "message",
+    "id": "msg_bench",
+    "status": "completed",
+    "role": "assistant",
+    "content": [{"type": "output_text", "text": TEXT, "annotations": [], "logprobs": []}],
+}
+RESPONSE_OBJECT = {
+    "id": "resp_bench",
+    "object": "response",
+    "created_at": 1_700_000_000,
+    "status": "completed",
+    "model": MODEL,
+    "output": [MESSAGE],
+    "parallel_tool_calls": True,
+    "tool_choice": "auto",
+    "tools": [],
+    "store": False,
+    "usage": RESPONSE_USAGE,
+}
+RESPONSE = orjson.dumps(RESPONSE_OBJECT)
+
+
+def _typed(kind: str, sequence: int, **fields: object) -> bytes:
+    data = b"event: %s\ndata: %s\n\n" % (
+        kind.encode(),
+        orjson.dumps({"type": kind, "sequence_number": sequence, **fields}),
+    )
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _response_events() -> bytes:
+    running = {**RESPONSE_OBJECT, "status": "in_progress", "output": [], "usage": None}
+    where = {"item_id": "msg_bench", "output_index": 0, "content_index": 0}
+    part = MESSAGE["content"][0]  # type: ignore[index]
+    steps: list[tuple[str, dict[str, object]]] = [
+        ("response.created", {"response": running}),
+        ("response.in_progress", {"response": running}),
+        ("response.output_item.added", {"output_index": 0, "item": {**MESSAGE, "content": []}}),
+        ("response.content_part.added", {**where, "part": {**part, "text": ""}}),
+        *(("response.output_text.delta", {**where, "delta": w, "logprobs": []}) for w in WORDS),
+        ("response.output_text.done", {**where, "text": TEXT, "logprobs": []}),
+        ("response.content_part.done", {**where, "part": part}),
+        ("response.output_item.done", {"output_index": 0, "item": MESSAGE}),
+        ("response.completed", {"response": RESPONSE_OBJECT}),
+    ]
+    return b"".join(_typed(kind, i, **fields) for i, (kind, fields) in enumerate(steps)) + END
+
+
+RESPONSE_STREAM = _response_events()
+VECTOR = base64.b64encode(os.urandom(1536 * 4)).decode()
+EMBEDDINGS = orjson.dumps(
+    {
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": VECTOR}],
+        "model": "text-embedding-3-small",
+        "usage": {"prompt_tokens": 16, "total_tokens": 16},
+    }
+)
 JSON_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
 SSE_HEAD = (
     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
@@ -91,7 +165,14 @@ SSE_HEAD = (
 def upstream_answer(head: bytes, body: bytes) -> bytes:
     if not head.startswith(b"post"):
         return JSON_HEAD % 2 + b"{}"
+    path = head.split(b" ", 2)[1]
     request = orjson.loads(body) if body else {}
+    if path.endswith(b"/embeddings"):
+        return JSON_HEAD % len(EMBEDDINGS) + EMBEDDINGS
+    if path.endswith(b"/responses"):
+        if request.get("stream"):
+            return SSE_HEAD + RESPONSE_STREAM
+        return JSON_HEAD % len(RESPONSE) + RESPONSE
     if not request.get("stream"):
         return JSON_HEAD % len(COMPLETION) + COMPLETION
     options = request.get("stream_options") or {}
@@ -132,18 +213,31 @@ async def serve_upstream(host: str, port: int) -> None:
 # --- the load generator ------------------------------------------------------------------------
 
 
+CHAT_BODY: dict[str, object] = {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}]}
+APIS: dict[str, tuple[str, dict[str, object]]] = {
+    "chat": (
+        "/v1/chat/completions",
+        {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}]},
+    ),
+    "responses": ("/v1/responses", {"model": MODEL, "input": PROMPT}),
+    "embeddings": ("/v1/embeddings", {"model": "text-embedding-3-small", "input": PROMPT}),
+}
+STREAMING = ("chat", "responses")
+
+
 @dataclass
 class Target:
     name: str
     port: int
     path: str
     key: str
+    api: str = "chat"
+
+    def for_api(self, api: str) -> Target:
+        return Target(self.name, self.port, APIS[api][0], self.key, api)
 
     def request(self, stream: bool) -> bytes:
-        body: dict[str, object] = {
-            "model": MODEL,
-            "messages": [{"role": "user", "content": PROMPT}],
-        }
+        body = dict(APIS[self.api][1])
         if stream:
             body["stream"] = True
         payload = orjson.dumps(body)
@@ -257,9 +351,11 @@ def p50_p99(values: list[float]) -> tuple[float, float]:
 async def measure(target: Target, figures: Figures, args: argparse.Namespace) -> None:
     await throughput(target, False, min(2.0, args.seconds), args.connections)  # warm up
     figures.rps_json.append(await throughput(target, False, args.seconds, args.connections))
-    figures.rps_stream.append(await throughput(target, True, args.seconds, args.connections))
     plain = await latencies(target, False, args.rate_requests, args.rate)
     figures.json_ms.append(p50_p99([t.total for t in plain]))
+    if target.api not in STREAMING:
+        return
+    figures.rps_stream.append(await throughput(target, True, args.seconds, args.connections))
     streamed = await latencies(target, True, args.rate_requests, args.rate)
     figures.first_ms.append(p50_p99([t.first for t in streamed]))
     figures.stream_ms.append(p50_p99([t.total for t in streamed]))
@@ -392,32 +488,73 @@ def start_litellm(processes: Processes, upstream: int, folder: Path, venv: Path)
 
 
 def _pair(values: list[tuple[float, float]]) -> str:
+    if not values:
+        return f"{'-':^15}"
     p50 = statistics.median(v[0] for v in values)
     p99 = statistics.median(v[1] for v in values)
     return f"{p50:6.2f} / {p99:6.2f}"
 
 
-HEADER = """\
-target   | req/s c=32 | req/s c=32 | ms p50 / p99 @10/s, fixed rate         | added p50
-         |   (json)   |  (stream)  | json          | stream 1st    | stream end    | json ms
----------+------------+------------+---------------+---------------+---------------+--------"""
+HEADER = (
+    "target / api          | req/s c=32 | req/s c=32 | ms p50 / p99 @10/s, fixed rate"
+    "                    | added\n"
+    "                      |   (json)   |  (stream)  | json            | stream 1st"
+    "      | stream end      | p50\n"
+    "----------------------+------------+------------+-----------------+-----------------"
+    "+-----------------+------"
+)
+
+
+def _rate(values: list[float]) -> str:
+    return f"{statistics.median(values):10.0f}" if values else "         -"
+
+
+def _added(results: dict[str, Figures], name: str) -> float | None:
+    """Median p50 (json) through `name` less the same API's direct figure."""
+    target, _, api = name.partition(" / ")
+    direct = results.get(f"direct / {api}")
+    if direct is None or target == "direct":
+        return None
+    base = statistics.median(v[0] for v in direct.json_ms)
+    return statistics.median(v[0] for v in results[name].json_ms) - base
 
 
 def table(results: dict[str, Figures]) -> str:
-    direct = results.get("direct")
     lines = [HEADER]
-    width = max(len(name) for name in results)
     for name, figures in results.items():
-        added = ""
-        if direct is not None and name != "direct":
-            base = statistics.median(v[0] for v in direct.json_ms)
-            added = f"{statistics.median(v[0] for v in figures.json_ms) - base:+.2f}"
+        added = _added(results, name)
         lines.append(
-            f"{name:{width}} | {statistics.median(figures.rps_json):10.0f} | "
-            f"{statistics.median(figures.rps_stream):10.0f} | {_pair(figures.json_ms)} | "
-            f"{_pair(figures.first_ms)} | {_pair(figures.stream_ms)} | {added}"
+            f"{name:21} | {_rate(figures.rps_json)} | {_rate(figures.rps_stream)} | "
+            f"{_pair(figures.json_ms)} | {_pair(figures.first_ms)} | {_pair(figures.stream_ms)} "
+            f"| {'' if added is None else f'{added:+.2f}'}"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + beside_chat(results))
+
+
+def beside_chat(results: dict[str, Figures]) -> list[str]:
+    """tunegate's figures per API as a share of its chat figures (the target: within 10%)."""
+    chat = results.get("tunegate / chat")
+    if chat is None:
+        return []
+    lines = ["", "tunegate, beside chat: throughput (json, stream) and added p50 / p99 (json)"]
+    chat_added = _added(results, "tunegate / chat")
+    chat_p99 = statistics.median(v[1] for v in chat.json_ms)
+    for name, figures in results.items():
+        if not name.startswith("tunegate / ") or figures is chat:
+            continue
+        json_share = statistics.median(figures.rps_json) / statistics.median(chat.rps_json)
+        stream = "-"
+        if figures.rps_stream and chat.rps_stream:
+            share = statistics.median(figures.rps_stream) / statistics.median(chat.rps_stream)
+            stream = f"{share - 1:+.1%}"
+        added = _added(results, name)
+        p99 = statistics.median(v[1] for v in figures.json_ms)
+        gap = "" if added is None or chat_added is None else f"{added - chat_added:+.2f} ms"
+        lines.append(
+            f"  {name.partition(' / ')[2]:10} throughput {json_share - 1:+.1%} json, {stream} "
+            f"stream; added p50 {gap}, p99 {p99 - chat_p99:+.2f} ms"
+        )
+    return lines
 
 
 def main() -> None:
@@ -428,6 +565,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10.0)
     parser.add_argument("--rate-requests", type=int, default=200)
     parser.add_argument("--targets", default="direct,tunegate,litellm")
+    parser.add_argument("--apis", default="chat,responses,embeddings")
     parser.add_argument("--litellm", type=Path, default=Path("/tmp/litellm-venv"))
     parser.add_argument(
         "--variant",
@@ -459,13 +597,21 @@ def main() -> None:
             names.append(name)
         if "litellm" in names:
             targets.append(start_litellm(processes, upstream, folder, args.litellm))
-        targets = [t for t in targets if t.name in names]
-        results = {target.name: Figures() for target in targets}
+        apis = args.apis.split(",")
+        targets = [
+            target.for_api(api)
+            for target in targets
+            if target.name in names
+            for api in apis
+            if target.name != "litellm" or api == "chat"
+        ]
+        results = {f"{t.name} / {t.api}": Figures() for t in targets}
         loads: list[float] = []
         for run in range(args.runs):
             for target in targets:
-                print(f"run {run + 1}/{args.runs}: {target.name}", file=sys.stderr, flush=True)
-                asyncio.run(measure(target, results[target.name], args))
+                name = f"{target.name} / {target.api}"
+                print(f"run {run + 1}/{args.runs}: {name}", file=sys.stderr, flush=True)
+                asyncio.run(measure(target, results[name], args))
             print(table(results), file=sys.stderr, flush=True)
             loads.append(os.getloadavg()[0])
         print(table(results))

@@ -167,9 +167,16 @@ class SseRelay:
         if self._want_id:
             self._want_id = False
             self._find_id(ready)
-        if not self.collect_text and not _USAGE_OBJECT.search(ready):
+        if self.collect_text:
+            return b"".join(event for event in _events(ready) if self._keep(event))
+        if not _USAGE_OBJECT.search(ready):
             return ready
-        return b"".join(event for event in _events(ready) if self._keep(event))
+        # only the events that carry usage are parsed (a Responses stream's last one)
+        return b"".join(
+            event
+            for event in _events(ready)
+            if not _USAGE_OBJECT.search(event) or self._keep(event)
+        )
 
     def _find_id(self, ready: bytes) -> None:
         for event in _events(ready):
