@@ -1,6 +1,7 @@
 """The poll cycle against the sandbox upstream over real HTTP: one list walk covers every watched
 job, changed jobs fall due with the listed copy and fairly across orgs, the walk pages only as far
-as the oldest watched job, and a job runs to its end without one retrieve of its own."""
+as the oldest watched job, a job runs to its end without one retrieve of its own, and a dataset
+hand-off waits for the shared upstream bucket."""
 
 from __future__ import annotations
 
@@ -21,14 +22,17 @@ from service.domain.jobs.states import JobState
 from service.embedded import EmbeddedRedis
 from service.operations.context import Context
 from service.operations.jobs.cycle import run_poll_cycle
+from service.queue import connect_sync_redis
 from service.sandbox import SandboxConfig, SandboxHandle, start_in_thread
-from service.store import Store
+from service.store import Store, keys
 from service.store.jobs import JobRecord
 from service.upstream import Upstream
 from tests.api.conftest import UPSTREAM_KEY, Gateway
 from tests.api.datasets import chat_jsonl
 from tests.api.jobs_helpers import tenant, upload, upstream_id_of, wait_status
+from tests.support import wait_for
 
+PAUSE_SECONDS = 6
 # Jobs that stay `validating_files` for the whole test.
 STILL_SANDBOX = SandboxConfig(api_key=UPSTREAM_KEY, org_name="still-org", validating_seconds=3600)
 
@@ -199,3 +203,33 @@ def test_a_job_runs_to_its_end_without_a_retrieve_of_its_own(gateway: Gateway) -
     retrieves = [c for c in calls if c["path"] == f"/v1/fine_tuning/jobs/{upstream_id}"]
     assert retrieves == []
     assert any(c["path"].endswith("/events") for c in calls)
+
+
+def test_a_dataset_hand_off_waits_for_the_shared_bucket(gateway: Gateway) -> None:
+    redis = connect_sync_redis(gateway.settings.redis_url or "")
+    seconds, now_ms = redis.time()
+    paused_until = seconds * 1000 + now_ms // 1000 + PAUSE_SECONDS * 1000
+    redis.hset(keys.upstream_bucket(), mapping={"paused": paused_until, "level": 0})
+    handed_before = len(hand_offs(gateway))
+    try:
+        with tenant(gateway) as org:
+            file_id = upload(org.sdk)
+            time.sleep(PAUSE_SECONDS / 2)
+            assert len(hand_offs(gateway)) == handed_before  # held while the bucket is paused
+            wait_for(
+                lambda: org.sdk.files.retrieve(file_id).status == "processed",
+                timeout=60,
+                what="the hand-off after the pause",
+            )
+        assert len(hand_offs(gateway)) > handed_before
+    finally:
+        redis.delete(keys.upstream_bucket())
+        redis.close()
+
+
+def hand_offs(gateway: Gateway) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in gateway.upstream_requests("/v1/")
+        if e["method"] == "POST" and e["path"] in ("/v1/files", "/v1/uploads")
+    ]

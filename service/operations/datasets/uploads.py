@@ -18,6 +18,7 @@ the file (another 4xx) ends it in `error`.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 import uuid
@@ -29,6 +30,7 @@ from service.errors import UpstreamError, UpstreamRejected
 from service.logging import get_logger
 from service.operations.context import Context
 from service.operations.tenancy.audit import record_audit
+from service.operations.upstream_rate import Priority, within_budget
 from service.storage import dataset_key
 from service.store.datasets.files import FileRecord
 
@@ -47,9 +49,10 @@ async def upload_stored(ctx: Context, record: FileRecord) -> str:
     size = await ctx.storage.size(key)
     if size is None:
         raise UpstreamRejected(f"The bytes of {record.id} are gone from storage.", status=404)
-    uploaded = await ctx.upstream.upload_stream(
-        lambda: ctx.storage.read(key), size, upstream_filename(record)
+    send = functools.partial(
+        ctx.upstream.upload_stream, lambda: ctx.storage.read(key), size, upstream_filename(record)
     )
+    uploaded = await within_budget(ctx, Priority.URGENT, send)  # a token per hand-off
     return str(uploaded.id)
 
 

@@ -142,11 +142,13 @@ async def queue_next_cycle(ctx: Context) -> None:
 
 async def queue_cycle_at(ctx: Context, at: float) -> bool:
     """Queue the timed cycle for `at`, unless one is queued for later than now already;
-    True if this queued it."""
-    bucket, now = math.ceil(at), time.time()
+    True if this queued it. A cycle due now is queued as it is, not through RQ's scheduler
+    (whose lock a killed worker holds for a minute)."""
+    now = time.time()
+    bucket = math.ceil(max(at, now))
     if not await ctx.store.jobs.claim_next_cycle(float(bucket), now):
         return False
-    delay = max(0.0, bucket - now)
+    delay = bucket - now if at > now else None
     await ctx.queue.submit(TASK, True, job_id=f"tg-poll-{bucket}", delay_seconds=delay)
     return True
 
