@@ -118,6 +118,14 @@ def wait_job(client: httpx.Client, job_id: str, statuses: tuple[str, ...] = TERM
     return wait_for(done, timeout=60, interval=0.1, what=f"{job_id} to be {statuses}")
 
 
+def create_response(client: httpx.Client, model: str, **extra: Any) -> str:
+    """A response the upstream stores (the org's policy must not force `store: false`)."""
+    body = {"model": model, "input": "Say hi.", "max_output_tokens": 16, **extra}
+    response = client.post("/v1/responses", json=body)
+    assert response.status_code == 200, response.text
+    return str(response.json()["id"])
+
+
 def sweep_body(file_id: str) -> dict[str, Any]:
     return {
         "model": BASE_MODEL,
@@ -143,10 +151,11 @@ class World:
     delivery_id: str
     sweep_id: str
     b_file_id: str
+    response_id: str  # a stored background response of org `a`
 
 
 def build_world(gateway: Gateway, receiver: HookReceiver) -> World:
-    policy = {"pii": "allow", "webhook_url": receiver.url}
+    policy = {"pii": "allow", "webhook_url": receiver.url, "force_store_false": False}
     a, b = make_tenant(gateway, "org-a", policy), make_tenant(gateway, "org-b", policy)
     rotated = gateway.admin.post(f"/admin/orgs/{a.org_id}/webhook-secret")
     assert rotated.status_code == 200, rotated.text
@@ -165,6 +174,7 @@ def build_world(gateway: Gateway, receiver: HookReceiver) -> World:
             timeout=30,
             what="a callback delivery",
         )
+        response_id = create_response(client, job["fine_tuned_model"], background=True)
     with gateway.client(b.admin) as client:
         b_file_id = upload_file(client)
     return World(
@@ -178,4 +188,5 @@ def build_world(gateway: Gateway, receiver: HookReceiver) -> World:
         delivery_id=str(delivery[0]["id"]),
         sweep_id=str(sweep.json()["id"]),
         b_file_id=b_file_id,
+        response_id=response_id,
     )

@@ -36,6 +36,7 @@ from tests.reliability.proof_gateway import (
     BASE_MODEL,
     World,
     build_world,
+    create_response,
     hook_receiver,
     make_tenant,
     proof_gateway,
@@ -76,6 +77,10 @@ def legacy(world: World) -> dict[str, Any]:
     return {"json": {"model": world.model_id, "prompt": "Say hi.", "max_tokens": 5}}
 
 
+def responses_body(world: World) -> dict[str, Any]:
+    return {"json": {"model": world.model_id, "input": "Say hi.", "max_output_tokens": 16}}
+
+
 def alias_body(world: World) -> dict[str, Any]:
     return {"json": {"model": world.model_id}}
 
@@ -101,6 +106,10 @@ def fresh_alias(world: World, client: httpx.Client) -> dict[str, str]:
     name = f"gone-{secrets.token_hex(3)}"
     assert client.put(f"/v1/aliases/{name}", **alias_body(world)).status_code == 200
     return {"name": name}
+
+
+def fresh_response(world: World, client: httpx.Client) -> dict[str, str]:
+    return {"response_id": create_response(client, world.model_id)}
 
 
 def unknown_model(_world: World, _client: httpx.Client) -> dict[str, str]:
@@ -174,6 +183,15 @@ MATRIX: dict[tuple[str, str], Route] = {
     ),
     ("POST", "/v1/chat/completions"): Route("org", ALL, chat),
     ("POST", "/v1/completions"): Route("org", ALL, legacy),
+    ("POST", "/v1/responses"): Route("org", ALL, responses_body),
+    ("GET", "/v1/responses/{response_id}"): Route("org", ALL),
+    ("DELETE", "/v1/responses/{response_id}"): Route("org", ALL, disposable=fresh_response),
+    ("POST", "/v1/responses/{response_id}/cancel"): Route("org", ALL),
+    ("GET", "/v1/responses/{response_id}/input_items"): Route("org", ALL),
+    ("POST", "/v1/embeddings"): Route(
+        "org", ALL, json_body({"model": "text-embedding-3-small", "input": "Say hi."})
+    ),
+    ("POST", "/v1/moderations"): Route("org", ALL, json_body({"input": "Say hi."})),
 }
 
 
@@ -246,6 +264,7 @@ def a_ids(world: World) -> dict[str, str]:
         "org_id": world.a.org_id,
         "key_id": world.a.key_ids["member"],
         "sweep_id": world.sweep_id,
+        "response_id": world.response_id,
         "path": "openapi.json",
     }
 
@@ -259,6 +278,7 @@ def never_existed() -> dict[str, str]:
         "org_id": "org_" + secrets.token_hex(8),
         "key_id": secrets.token_hex(8),
         "sweep_id": "sweep-" + secrets.token_hex(12),
+        "response_id": "resp_" + secrets.token_hex(24),
     }
 
 
@@ -464,6 +484,20 @@ def test_ids_of_another_org_inside_bodies_are_unknown_ids(world: World) -> None:
             "POST",
             "/v1/completions",
             lambda m: {"model": m, "prompt": "hi"},
+            world.model_id,
+            nobody["model_id"],
+        ),
+        (
+            "POST",
+            "/v1/responses",
+            lambda r: {"model": BASE_MODEL, "input": "hi", "previous_response_id": r},
+            world.response_id,
+            nobody["response_id"],
+        ),
+        (
+            "POST",
+            "/v1/responses",
+            lambda m: {"model": m, "input": "hi"},
             world.model_id,
             nobody["model_id"],
         ),
