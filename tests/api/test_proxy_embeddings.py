@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import openai
+import orjson
 import pytest
 
 from tests.api.conftest import UPSTREAM_KEY
@@ -39,6 +40,9 @@ def test_embeddings_of_a_string_and_a_list(upstream: Proxy) -> None:
     assert len(one.data) == 1 and len(one.data[0].embedding) == 1536
     assert [len(item.embedding) for item in many.data] == [256, 256]
     assert one.usage.prompt_tokens == 1 and many.usage.prompt_tokens == 2
+    entries = upstream.upstream_requests("/v1/embeddings")
+    assert [entry["status"] for entry in entries] == [200, 200]  # the gateway added its key
+    assert key.rsplit("_", 1)[1] not in orjson.dumps(entries).decode()
     first, second = sent(upstream, "/v1/embeddings")
     assert first["input"] == "hello" and second["dimensions"] == 256
     assert second["encoding_format"] == "base64"  # the SDK's default, decoded by the SDK
@@ -121,6 +125,9 @@ def test_moderations_flag_and_count(upstream: Proxy) -> None:
     assert flagged.results[0].flagged and flagged.results[0].categories.violence
     assert [r.flagged for r in calm.results] == [False, True]
     assert sent(upstream, "/v1/moderations")[0]["model"] == "omni-moderation-latest"
+    entries = upstream.upstream_requests("/v1/moderations")
+    assert [entry["status"] for entry in entries] == [200, 200]
+    assert key.rsplit("_", 1)[1] not in orjson.dumps(entries).decode()
     records = eventually(lambda: audit(upstream, key, "moderations.create"))
     assert len(records) == 2 and records[0]["details"]["usage_estimated"] is True
     rows = upstream.usage(key, group_by="endpoint")

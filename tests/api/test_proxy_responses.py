@@ -30,6 +30,17 @@ WEATHER = {
 }
 
 
+def only_the_upstream_key_left(proxy: Proxy, key: str) -> list[dict[str, Any]]:
+    """What reached the upstream, having been accepted there (the sandbox takes only its own
+    key: the gateway added it), with no trace of the caller's key."""
+    entries = proxy.upstream_requests("/v1/responses")
+    assert entries and all(entry["status"] == 200 for entry in entries)
+    secret = key.rsplit("_", 1)[1]
+    assert secret not in orjson.dumps(entries).decode()
+    assert not any("tgk" in value for e in entries for value in e["headers"].values())
+    return entries
+
+
 def bodies(proxy: Proxy) -> list[dict[str, Any]]:
     return proxy.upstream_bodies("/v1/responses")
 
@@ -54,11 +65,7 @@ def test_create_through_the_sdk_with_the_default_policy(upstream: Proxy) -> None
     [sent] = bodies(upstream)
     assert sent["store"] is False  # force_store_false
     assert sent["user"].startswith("tg-") and sent["user"] != "u-42"
-    [entry] = upstream.upstream_requests("/v1/responses")
-    assert entry["status"] == 200  # the sandbox takes only its own key: the gateway added it
-    secret = key.rsplit("_", 1)[1]
-    assert secret not in orjson.dumps(entry).decode()
-    assert not any("tgk" in value for value in entry["headers"].values())
+    assert len(only_the_upstream_key_left(upstream, key)) == 1
     [record] = eventually(lambda: audits(upstream, key, "responses.create"))
     assert record["outcome"] == "success"
     assert record["details"]["prompt_tokens"] == response.usage.input_tokens
@@ -217,7 +224,7 @@ def test_stored_responses_retrieve_list_and_delete(upstream: Proxy) -> None:
     assert chained.previous_response_id == made.id
     assert chained.usage is not None and chained.usage.input_tokens_details.cached_tokens > 0
     assert bodies(upstream)[0].get("store") is None  # the client's default: stored upstream
-    paths = [(e["method"], e["path"]) for e in upstream.upstream_requests("/v1/responses")]
+    paths = [(e["method"], e["path"]) for e in only_the_upstream_key_left(upstream, key)]
     assert ("DELETE", f"/v1/responses/{made.id}") in paths
     # the deleted response's second retrieve never left the gateway
     assert paths.count(("GET", f"/v1/responses/{made.id}")) == 2
