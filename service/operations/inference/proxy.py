@@ -175,24 +175,22 @@ async def open_stored(
     """A stored response's call: the caller, the response's owner (another org's response is
     unknown, as is a malformed id), the rate limit; raises the error that refuses it."""
     call.op, call.response_id = op, response_id
-    view = call.view = await caller_view(call.ctx, token)
-    owner = await _owned(call, response_id)
+    call.view = await caller_view(call.ctx, token)
+    owner = call.owner = await _owned(call, response_id)
     call.requested = owner.model
     passed = stored_query(op, query)
-    spec = STORED_OPS[op]
     prepared = call.prepared = Prepared(
-        "responses",
-        {},
-        owner.model,
-        streams(op, passed),
-        True,
-        0,
-        1,
-        method=spec.method,
+        api="responses",
+        body={},
+        model=owner.model,
+        stream=streams(op, passed),
+        client_wants_usage=True,
+        output_limit=0,
+        choices=1,
+        method=STORED_OPS[op].method,
         path=stored_path(op, response_id),
         query=passed or None,
     )
-    assert view is not None
     await admit(call, prepared)
     if owner.open:  # it may settle a background response's usage: the budget counts it
         await reserve_budget(call, prepared)
@@ -203,7 +201,7 @@ def response_not_found(response_id: str, param: str | None = None) -> NotFound:
     if param == "previous_response_id":
         message = f"Previous response with id '{response_id}' not found."
     else:
-        message = f"No response found with id '{response_id}'."
+        message = f"Response with id '{response_id}' not found."
     return NotFound(message, param=param, code="response_not_found")
 
 
@@ -215,7 +213,6 @@ async def _owned(call: Call, response_id: str, param: str | None = None) -> Resp
         owner = await call.ctx.store.responses.owner(response_id)
     if owner is None or owner.org_id != call.view.org.id:
         raise response_not_found(response_id, param)
-    call.owner = owner if call.op is not None else None
     return owner
 
 
