@@ -42,6 +42,8 @@ PATH_IDS: dict[str, tuple[str, Refusal]] = {
     "key_id": ("key", _unknown(tenancy.key_not_found)),
     "model_id": ("model", _unknown(models.model_not_found)),
     "name": ("alias", _alias),
+    # The proxy authenticates inside its handlers, so it checks this one itself, after the key
+    # (`proxy.open_stored`), and audits the refusal like any other of its calls.
     "response_id": ("response", _unknown(proxy.response_not_found)),
 }
 
