@@ -1,8 +1,9 @@
 """The sandbox upstream: an OpenAI-compatible server whose jobs progress and whose models answer.
 
 It serves OpenAI's API under `/v1` (files, uploads, fine-tuning jobs with events and
-checkpoints, models, chat and legacy completions with streaming), with OpenAI's object shapes,
-ids and error envelope, all in memory. tunegate uses it when no `OPENAI_API_KEY` is set, its
+checkpoints, models, chat and legacy completions with streaming, the Responses API with stored
+and background responses, embeddings, moderations), with OpenAI's object shapes, ids and error
+envelope, all in memory. tunegate uses it when no `OPENAI_API_KEY` is set, its
 tests use it at the network edge, and other services run it in CI
 (`tunegate sandbox-upstream --port N`).
 
@@ -14,9 +15,10 @@ tests use it at the network edge, and other services run it in CI
 Every request needs `Authorization: Bearer <api_key>` (401 `invalid_api_key` otherwise).
 
 **Runs.** State is kept per *run*, a separate tenant with its own files, uploads, jobs, tuned
-models, request log and faults. A request belongs to the run named by its path prefix
-`/runs/<run>/...` (so `base_url=http://host:port/runs/<run>/v1` scopes a whole client, see
-`SandboxHandle.base_url_for`), else by its `X-Sandbox-Run` header, else to run `default`.
+models, stored responses, request log and faults. A request belongs to the run named by its
+path prefix `/runs/<run>/...` (so `base_url=http://host:port/runs/<run>/v1` scopes a whole
+client, see `SandboxHandle.base_url_for`), else by its `X-Sandbox-Run` header, else to run
+`default`.
 Run names match `[A-Za-z0-9._-]{1,64}`. Parallel tests each take their own run.
 
 **Jobs** move `validating_files -> queued -> running -> succeeded` over the times set in
@@ -24,7 +26,9 @@ Run names match `[A-Za-z0-9._-]{1,64}`. Parallel tests each take their own run.
 that is not valid JSONL chat / prompt-completion / preference examples (or has fewer than
 `min_examples`) makes the job `failed` with `invalid_training_file`. Loss curves are a pure
 function of hyperparameters and seed, with a documented best: see `service.sandbox.training`.
-Chat and completion replies are deterministic: see `service.sandbox.inference`.
+Chat and completion replies are deterministic: see `service.sandbox.inference`; so are
+responses (`service.sandbox.responses`), embeddings and moderations
+(`service.sandbox.embeddings`).
 
 **Inspection** (same auth, acting on the caller's run; not themselves logged or faulted):
 
