@@ -56,6 +56,7 @@ class JobRecord(BaseModel):
     listed: dict[str, Any] | None = None  # the upstream job as the poll cycle listed it
     fine_tuned_model: str | None = None
     trained_tokens: int | None = None
+    budget: dict[str, Any] | None = None  # the budget reservation, settled when it ends
     finished_at: int | None = None
     estimated_finish: int | None = None
     error: dict[str, Any] | None = None

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from service.domain.budgets.limits import Kind, Scope, period_of, scopes_for
 from service.domain.tenancy.policy import Budgets
@@ -35,6 +36,15 @@ class Reservation:
     scopes: list[Scope]
     amount: int
     thresholds: list[float]
+
+    def to_json(self) -> dict[str, Any]:
+        """As a job record keeps it until the job ends."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Reservation:
+        scopes = [Scope(**scope) for scope in data["scopes"]]
+        return cls(**{**data, "scopes": scopes})
 
 
 def _now() -> dt.datetime:

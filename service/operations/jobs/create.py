@@ -28,6 +28,7 @@ from service.domain.pricing import is_tuned
 from service.domain.tenancy.access import Principal
 from service.errors import Conflict, InvalidRequest
 from service.ids import new_id
+from service.operations.budgets import training as budget_training
 from service.operations.context import Context
 from service.operations.jobs import records as job_records
 from service.operations.jobs import schedule as job_schedule
@@ -58,8 +59,12 @@ async def create_job(
         replayed = await _replay(ctx, principal, claim)
         if replayed is not None:
             return Created(replayed, True)
-    record = new_record(principal, await check_request(ctx, principal, request))
-    if not await ctx.store.jobs.create(record, claim):
+    checked = await check_request(ctx, principal, request)
+    record = new_record(principal, checked)
+    record.budget = await budget_training.reserve_job(
+        ctx, principal, checked.request, checked.base_model
+    )
+    if not await budget_training.created(ctx, record, ctx.store.jobs.create(record, claim)):
         assert claim is not None  # only a claimed key can lose a race
         replayed = await _replay(ctx, principal, claim)
         if replayed is None:

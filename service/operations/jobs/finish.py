@@ -31,6 +31,7 @@ from service.domain.pricing import UnknownModelError, training_cost
 from service.domain.tenancy.audit import Outcome
 from service.errors import UpstreamRejected
 from service.logging import get_logger
+from service.operations.budgets import training as budget_training
 from service.operations.context import Context
 from service.operations.inference.usage import NANOS
 from service.operations.jobs import slots as job_slots
@@ -97,7 +98,9 @@ async def _metrics(ctx: Context, record: JobRecord) -> None:
 
 
 async def _usage(ctx: Context, record: JobRecord) -> None:
-    if not record.trained_tokens:
+    trained = record.trained_tokens or 0
+    await budget_training.settle_job(ctx, record.budget, record.base_model, trained)
+    if not trained:
         return
     try:
         cost = training_cost(record.base_model, record.trained_tokens, ctx.prices) or 0.0

@@ -28,6 +28,7 @@ from service.domain.sweeps.trials import plan_trials, trial_tokens
 from service.domain.tenancy.access import Principal
 from service.errors import Conflict, InvalidRequest
 from service.ids import new_id
+from service.operations.budgets import training as budget_training
 from service.operations.context import Context
 from service.operations.inference import models
 from service.operations.inference.models import Alias
@@ -51,6 +52,8 @@ async def create_sweep(ctx: Context, principal: Principal, body: bytes) -> Sweep
         for index, values in enumerate(plan)
     ]
     _check_budget(request, trials, estimate)
+    total = sum(trial.estimated_tokens or 0 for trial in trials)
+    await budget_training.check_sweep(ctx, principal, checked.base_model, total)
     now = time.time()
     record = SweepRecord(
         id=sweep_id,

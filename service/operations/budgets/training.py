@@ -1,0 +1,89 @@
+"""Fine-tuning against the budgets: a job reserves the most it can cost when it is created (its
+training file's billing tokens for the model times its epochs, from the dataset report) and
+settles with its real `trained_tokens` once it ends (`jobs.finish`); a job that trains nothing
+gives it all back. A sweep must fit whole when it is created: the sum of its trials is checked
+then (each trial's job reserves its own share when the sweep launches it)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+from service.domain.budgets.costs import training_worst_case
+from service.domain.budgets.limits import NANOS
+from service.domain.datasets.report import DatasetReport
+from service.domain.jobs.request import JobRequest, method_hyperparameters
+from service.domain.pricing import UnknownModelError, training_cost
+from service.domain.sweeps.trials import trial_tokens
+from service.domain.tenancy.access import Principal
+from service.errors import InvalidRequest, QuotaExceeded
+from service.operations.budgets.charges import Reservation, reserve, settle
+from service.operations.context import Context
+from service.operations.tenancy.orgs import get_org
+from service.store.jobs import JobRecord
+
+
+async def billing_tokens(ctx: Context, file_id: str, base_model: str) -> tuple[int, int] | None:
+    """The training file's billing tokens for the model and its default epochs, if known."""
+    raw = await ctx.store.files.report(file_id)
+    if raw is None:
+        return None
+    report = DatasetReport.model_validate_json(raw)
+    found = [item for item in report.estimated_costs if item.model == base_model]
+    return (found[0].billing_tokens, found[0].epochs) if found else None
+
+
+async def reserve_training(
+    ctx: Context, principal: Principal, base_model: str, tokens: int
+) -> Reservation | None:
+    """Reserve training on `tokens` (epochs included); over budget is a 400 on the file."""
+    org = await get_org(ctx.store, principal.org_id or "")
+    cost = training_worst_case(base_model, tokens, ctx.prices)
+    try:
+        return await reserve(ctx, org.id, org.policy.budgets, principal.key_id, "training", cost)
+    except QuotaExceeded as error:
+        raise InvalidRequest(error.message, param="training_file", code=error.code) from None
+
+
+async def reserve_job(
+    ctx: Context, principal: Principal, request: JobRequest, base_model: str
+) -> dict[str, Any] | None:
+    """A new job's reservation, as the job record keeps it."""
+    known = await billing_tokens(ctx, request.training_file, base_model)
+    tokens = 0
+    if known is not None:
+        epochs = method_hyperparameters(request).get("n_epochs")
+        tokens = trial_tokens(known[0], epochs, known[1])
+    reservation = await reserve_training(ctx, principal, base_model, tokens)
+    return None if reservation is None else reservation.to_json()
+
+
+async def check_sweep(ctx: Context, principal: Principal, base_model: str, tokens: int) -> None:
+    """Whether the budgets hold the whole sweep now (nothing stays reserved)."""
+    reservation = await reserve_training(ctx, principal, base_model, tokens)
+    await settle(ctx, reservation, 0)
+
+
+async def settle_job(
+    ctx: Context, kept: dict[str, Any] | None, base_model: str, trained: int
+) -> None:
+    """The job's reservation, replaced by what its trained tokens cost."""
+    if kept is None:
+        return
+    try:
+        cost = training_cost(base_model, trained, ctx.prices) or 0.0
+    except UnknownModelError:
+        cost = 0.0
+    await settle(ctx, Reservation.from_json(kept), round(cost * NANOS) if trained else 0)
+
+
+async def created(ctx: Context, record: JobRecord, create: Awaitable[bool]) -> bool:
+    """Await the job's creation; a job that was not created gives its reservation back."""
+    try:
+        made = await create
+    except BaseException:
+        await settle_job(ctx, record.budget, record.base_model, 0)
+        raise
+    if not made:
+        await settle_job(ctx, record.budget, record.base_model, 0)
+    return made
