@@ -78,6 +78,10 @@ def test_spending_is_what_the_upstream_billed_and_reservations_settle(upstream: 
     assert org["spent_usd"] == pytest.approx(spent, abs=1e-9)
     assert org["reserved_usd"] == 0
     assert org["remaining_usd"] == pytest.approx(1 - spent, abs=1e-9)
+    with upstream.http(key) as http:
+        usage = http.get("/v1/usage").json()
+    assert usage["budget_spent"] == pytest.approx(spent, abs=1e-9)
+    assert usage["budget_remaining"] == pytest.approx(1 - spent, abs=1e-9)
 
 
 def test_a_call_the_budget_cannot_cover_is_refused_and_a_raise_applies_at_once(

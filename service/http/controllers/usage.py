@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from service.domain.tenancy.access import Capability
 from service.http.auth import context_of, principal_of, require_org_key
+from service.operations.budgets.reports import budget_summary
 from service.operations.inference.usage import UsageTotal, date_range, usage_report
 
 GroupBy = Annotated[
@@ -53,6 +54,12 @@ class UsageReport(BaseModel):
     start_date: str
     end_date: str
     currency: str
+    budget_spent: float | None = Field(
+        default=None, description="Spent this budget period (null: the org has no budgets)."
+    )
+    budget_remaining: float | None = Field(
+        default=None, description="Left of the org's monthly limit this period (null: none)."
+    )
 
 
 def usage_row(total: UsageTotal) -> UsageRow:
@@ -90,6 +97,12 @@ class UsageController(Controller):
         ctx, days = context_of(request), date_range(start_date, end_date)
         totals = await usage_report(ctx, principal_of(request).org_id or "", days, group_by or [])
         rows = [usage_row(total) for total in totals]
+        spent, remaining = await budget_summary(ctx, principal_of(request).org_id or "")
         return UsageReport(
-            data=rows, start_date=days[0], end_date=days[-1], currency=ctx.prices.currency
+            data=rows,
+            start_date=days[0],
+            end_date=days[-1],
+            currency=ctx.prices.currency,
+            budget_spent=spent,
+            budget_remaining=remaining,
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from service.domain.budgets.limits import Period, Scope, period_of, report_scopes
+from service.domain.budgets.limits import NANOS, Period, Scope, period_of, report_scopes
 from service.operations.context import Context
 from service.operations.tenancy.orgs import get_org
 from service.store.budgets import ScopeSpend
@@ -59,3 +59,13 @@ async def budget_report(ctx: Context, org_id: str) -> BudgetReport:
 async def all_budget_reports(ctx: Context) -> list[BudgetReport]:
     """Every org's, for the operator."""
     return [await report_of(ctx, org) for org in await ctx.store.tenancy.list_orgs()]
+
+
+async def budget_summary(ctx: Context, org_id: str) -> tuple[float | None, float | None]:
+    """The org scope's spent and remaining USD this period, for the usage report."""
+    report = await budget_report(ctx, org_id)
+    org = next((scope for scope in report.scopes if scope.scope == "org"), None)
+    if org is None:
+        return None, None
+    remaining = org.remaining_nanos
+    return org.spent_nanos / NANOS, None if remaining is None else remaining / NANOS
