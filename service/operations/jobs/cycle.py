@@ -108,7 +108,7 @@ async def _make_due(
             )
             group.start_soon(_write, ctx, limiter, job_id, change)
     if order:  # one task drains them all, taking each as it falls due
-        await job_schedule.queue_due(ctx, now)
+        await job_schedule.queue_now(ctx)
     return len(order)
 
 
@@ -146,9 +146,12 @@ async def queue_cycle_at(ctx: Context, at: float) -> bool:
     (whose lock a killed worker holds for a minute)."""
     now = time.time()
     bucket = math.ceil(max(at, now))
-    if not await ctx.store.jobs.claim_next_cycle(float(bucket), now):
+    later = at > now
+    # A cycle queued at once may start before its second is out: it claims now, not the
+    # second, so that it can queue the next one.
+    if not await ctx.store.jobs.claim_next_cycle(float(bucket) if later else now, now):
         return False
-    delay = bucket - now if at > now else None
+    delay = bucket - now if later else None
     await ctx.queue.submit(TASK, True, job_id=f"tg-poll-{bucket}", delay_seconds=delay)
     return True
 

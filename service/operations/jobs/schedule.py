@@ -51,6 +51,15 @@ async def queue_due(ctx: Context, due_at: float | None) -> None:
         log.warning("job_task_not_queued", due_at=due_at, exc_info=True)
 
 
+async def queue_now(ctx: Context) -> None:
+    """A task at once, not through RQ's scheduler, unless one is draining already: the poll
+    cycle has just made jobs due."""
+    now = time.time()
+    if now < await ctx.store.jobs.drained_until():
+        return
+    await ctx.queue.submit(TASK, job_id=f"tg-due-now-{math.floor(now)}")
+
+
 async def ask_for_help(ctx: Context) -> None:
     """Another task now, for another worker: more jobs are due than one task advances at once."""
     await ctx.queue.submit(TASK, job_id=f"tg-due-help-{math.floor(time.time())}")

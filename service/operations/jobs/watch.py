@@ -4,7 +4,7 @@ The poll cycle (`jobs.cycle`) decides when a job is polled, and usually hands th
 as the upstream's list showed it (`JobRecord.listed`); only a job the list walk did not reach is
 retrieved on its own. A poll reads the events after the last one stored (pages come newest first;
 `polling.new_events` keeps the new ones, oldest first and each once), and the checkpoints when
-the status moved or an event mentions one. The events are appended in the same transaction that
+an event reports one or the job has ended. The events are appended in the same transaction that
 records the last one's id, so a retried poll never stores one twice. A job still running is
 due again only when the cycle says so (`due_at` stays unset). Every call draws from the upstream
 budget at poll priority. Upstream ids in messages and checkpoints are shown as tunegate's.
@@ -30,6 +30,7 @@ from service.store.jobs import JobRecord
 from service.upstream import FineTuningJob
 
 EVENT_PAGE = 100
+ENDED = frozenset({"succeeded", "failed", "cancelled"})
 T = TypeVar("T")
 
 
@@ -64,7 +65,7 @@ async def fetch(ctx: Context, record: JobRecord) -> Snapshot:
         job = await _polled(ctx, functools.partial(ctx.upstream.retrieve_job, upstream_id))
     events = await upstream_events(ctx, upstream_id, record.last_event_id)
     checkpoints = None
-    if job.status != record.upstream_status or _mentions_checkpoint(events):
+    if job.status in ENDED or _mentions_checkpoint(events):
         found = await _polled(ctx, functools.partial(ctx.upstream.list_checkpoints, upstream_id))
         checkpoints = [_shown_checkpoint(item.model_dump(mode="json"), record) for item in found]
     shown = [_shown_event(event, record.aliases) for event in events]
