@@ -419,7 +419,12 @@ class Processes:
 
 
 def start_tunegate(
-    processes: Processes, upstream: int, folder: Path, name: str = "tunegate", path: str = ""
+    processes: Processes,
+    upstream: int,
+    folder: Path,
+    name: str = "tunegate",
+    path: str = "",
+    budgets: dict[str, object] | None = None,
 ) -> Target:
     """`tunegate serve --workers 2`; `path` goes first on its PYTHONPATH (to try variants)."""
     port = free_port()
@@ -437,7 +442,9 @@ def start_tunegate(
     url = f"http://{HOST}:{port}"
     wait_until(lambda: answers(f"{url}/health"), "tunegate")
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    policy = {"pii": "redact", "force_store_false": True}
+    policy: dict[str, object] = {"pii": "redact", "force_store_false": True}
+    if budgets is not None:
+        policy["budgets"] = budgets
     org = httpx.post(f"{url}/admin/orgs", json={"name": "bench", "policy": policy}, headers=admin)
     org_id = org.json()["id"]
     key = httpx.post(
@@ -568,6 +575,11 @@ def main() -> None:
     parser.add_argument("--apis", default="chat,responses,embeddings")
     parser.add_argument("--litellm", type=Path, default=Path("/tmp/litellm-venv"))
     parser.add_argument(
+        "--budget",
+        action="store_true",
+        help="also measure tunegate with a budget on (`tunegate-budget`)",
+    )
+    parser.add_argument(
         "--variant",
         action="append",
         default=[],
@@ -591,6 +603,12 @@ def main() -> None:
         redis.Redis.from_url(REDIS_URL).flushdb()
         if "tunegate" in names:
             targets.append(start_tunegate(processes, upstream, folder))
+        if args.budget:  # the same gateway with a budget no call reaches: its cost alone
+            budget = {"monthly_usd": 1_000_000}
+            targets.append(
+                start_tunegate(processes, upstream, folder, "tunegate-budget", "", budget)
+            )
+            names.append("tunegate-budget")
         for variant in args.variant:
             name, _, path = variant.partition("=")
             targets.append(start_tunegate(processes, upstream, folder, name, path))
