@@ -18,8 +18,14 @@ import orjson
 from pydantic import BaseModel
 from redis.exceptions import WatchError
 
-from service.domain.jobs.polling import Watched, listing_mark
+from service.domain.jobs.polling import (
+    EVENTS_EVERY_SECONDS,
+    TRIAL_EVENTS_EVERY_SECONDS,
+    Watched,
+    listing_mark,
+)
 from service.domain.jobs.states import INITIAL_STATE, UPSTREAM, JobState, holds_slot
+from service.domain.sweeps.trials import sweep_of
 from service.store import keys
 from service.store.base import MAX_WRITE_TRIES, Repository, compare_and_set
 
@@ -291,7 +297,10 @@ def _watched_entry(record: JobRecord | None) -> bytes | None:
     if record is None or record.upstream_id is None or record.state not in UPSTREAM:
         return None
     mark = listing_mark(record.upstream_status, record.fine_tuned_model, record.trained_tokens)
-    entry = [record.id, record.org_id, mark, record.events_at or 0.0, record.created_at]
+    every = EVENTS_EVERY_SECONDS
+    if sweep_of(record.request.get("metadata")) is not None:
+        every = TRIAL_EVENTS_EVERY_SECONDS  # its sweep's early stopping reads the metrics
+    entry = [record.id, record.org_id, mark, record.events_at or 0.0, record.created_at, every]
     return orjson.dumps(entry)
 
 

@@ -17,6 +17,7 @@ from service.domain.jobs.polling import (
     MAX_DELAY,
     MAX_POLL_DELAY,
     MIN_POLL_DELAY,
+    TRIAL_EVENTS_EVERY_SECONDS,
     Watched,
     cycle_seconds,
     fair_order,
@@ -151,3 +152,9 @@ def test_one_orgs_many_changes_fall_due_after_every_other_orgs_first() -> None:
     assert order["ftjob-b"] == 0.0
     assert sum(1 for offset in order.values() if offset <= order["ftjob-b"]) == 2
     assert order["ftjob-a999"] > order["ftjob-a1"] > order["ftjob-a0"]
+
+
+def test_a_sweeps_running_trial_is_polled_for_its_metrics_every_cycle() -> None:
+    running = listing_mark("running", None, None)
+    trial = Watched("ftjob-t", "org-a", running, 1000.0, 1, TRIAL_EVENTS_EVERY_SECONDS)
+    assert needs_poll(trial, running, 1000.0 + TRIAL_EVENTS_EVERY_SECONDS)

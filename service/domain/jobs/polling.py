@@ -66,6 +66,7 @@ LIST_PAGE = 100
 CYCLE_MIN_SECONDS = 2.0
 PAGES_PER_SECOND = 2.0  # the walk's pace: 1,000 jobs cost 10 pages every 5 s
 EVENTS_EVERY_SECONDS = 300.0  # a running job's metrics are read at least this often
+TRIAL_EVENTS_EVERY_SECONDS = 2.0  # a sweep's trials: early stopping reads their metrics
 CLOCK_SLACK_SECONDS = 120  # the walk reads this much past the oldest watched job
 FAIR_STEP_SECONDS = 0.001  # one org's n-th changed job falls due n ms after the first
 
@@ -79,6 +80,7 @@ class Watched:
     mark: str  # `listing_mark` of what was last recorded
     events_at: float  # when its events were last read
     created_at: int  # the gateway's creation time: the upstream's is no earlier
+    events_every: float = EVENTS_EVERY_SECONDS  # how often a running job's events are read
 
 
 def listing_mark(status: str | None, model: str | None, trained_tokens: int | None) -> str:
@@ -97,7 +99,7 @@ def needs_poll(watched: Watched, listed_mark: str, now: float) -> bool:
     if listed_mark != watched.mark:
         return True
     running = listed_mark.startswith("running|")
-    return running and now - watched.events_at >= EVENTS_EVERY_SECONDS
+    return running and now - watched.events_at >= watched.events_every
 
 
 def fair_order(jobs: Iterable[Watched]) -> list[tuple[str, float]]:
