@@ -46,7 +46,7 @@ HOST = "127.0.0.1"
 UPSTREAM_KEY = "sk-bench-upstream"
 ADMIN_TOKEN = "tga_bench-admin-token-0123456789"
 LITELLM_KEY = "sk-litellm-bench-master"
-REDIS_URL = "redis://127.0.0.1:6379/14"
+REDIS_URL = "redis://127.0.0.1:6379/14"  # BENCH_REDIS_URL to use another (it is flushed)
 MODEL = "gpt-4o-mini"
 PROMPT = "Summarise our refund policy for a customer who ordered twice. Keep it short."
 START_TIMEOUT = 120.0
@@ -429,7 +429,7 @@ def start_tunegate(
     """`tunegate serve --workers 2`; `path` goes first on its PYTHONPATH (to try variants)."""
     port = free_port()
     env = {
-        "REDIS_URL": REDIS_URL,
+        "REDIS_URL": os.environ.get("BENCH_REDIS_URL", REDIS_URL),
         "TUNEGATE_ADMIN_TOKEN": ADMIN_TOKEN,
         "OPENAI_API_KEY": UPSTREAM_KEY,
         "OPENAI_BASE_URL": f"http://{HOST}:{upstream}/v1",
@@ -600,7 +600,7 @@ def main() -> None:
         )
         wait_until(lambda: answers(f"http://{HOST}:{upstream}/health"), "upstream")
         targets = [Target("direct", upstream, "/v1/chat/completions", UPSTREAM_KEY)]
-        redis.Redis.from_url(REDIS_URL).flushdb()
+        redis.Redis.from_url(os.environ.get("BENCH_REDIS_URL", REDIS_URL)).flushdb()
         if "tunegate" in names:
             targets.append(start_tunegate(processes, upstream, folder))
         if args.budget:  # the same gateway with a budget no call reaches: its cost alone
@@ -626,7 +626,10 @@ def main() -> None:
         results = {f"{t.name} / {t.api}": Figures() for t in targets}
         loads: list[float] = []
         for run in range(args.runs):
-            for target in targets:
+            # API by API, every target on one API before the next; the APIs' order turns each
+            # run, so none is always measured first (or last) on a machine whose load drifts
+            turn = apis[run % len(apis) :] + apis[: run % len(apis)]
+            for target in sorted(targets, key=lambda t: turn.index(t.api)):
                 name = f"{target.name} / {target.api}"
                 print(f"run {run + 1}/{args.runs}: {name}", file=sys.stderr, flush=True)
                 asyncio.run(measure(target, results[name], args))
