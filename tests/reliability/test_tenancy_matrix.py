@@ -171,6 +171,9 @@ MATRIX: dict[tuple[str, str], Route] = {
     ("PUT", "/v1/aliases/{name}"): Route("org", MEMBERS, alias_body),
     ("DELETE", "/v1/aliases/{name}"): Route("org", MEMBERS, disposable=fresh_alias),
     ("GET", "/v1/usage"): Route("org", MEMBERS),
+    ("GET", "/v1/budget"): Route("org", MEMBERS),
+    ("GET", "/admin/budgets"): Route("operator"),
+    ("GET", "/admin/orgs/{org_id}/budget"): Route("operator"),
     ("POST", "/v1/sweeps"): Route(
         "org", MEMBERS, lambda world: {"json": sweep_body(world.file_id)}
     ),
