@@ -16,6 +16,8 @@ import threading
 from types import FrameType
 from typing import Any
 
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from rq.exceptions import StopRequested
 from rq.worker import Worker, WorkerStatus
 
@@ -51,6 +53,9 @@ class Shutdown:
         if worker is None:
             return
         worker._stop_requested = True
+        # Once stopping, a Redis that is down must not hold the stop: redis-py's default policy
+        # retries each of the teardown's commands with backoff, seconds each.
+        worker.connection.set_retry(Retry(NoBackoff(), 0))
         if worker.get_state() != WorkerStatus.BUSY:
             raise StopRequested()  # out of a blocking pop, or a wait for a Redis that is down
 

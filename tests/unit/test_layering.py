@@ -11,7 +11,13 @@ from tests.support import ROOT
 RULES = {
     "openai": ("service/upstream.py",),
     "litestar": ("service/http/", "service/sandbox/"),
-    "redis": ("service/store/", "service/queue.py", "service/embedded.py", "workers/main.py"),
+    "redis": (
+        "service/store/",
+        "service/queue.py",
+        "service/embedded.py",
+        "workers/main.py",
+        "workers/shutdown.py",
+    ),
     "rq": ("service/queue.py", "workers/main.py", "workers/shutdown.py"),
     "fakeredis": ("service/embedded.py",),
 }
