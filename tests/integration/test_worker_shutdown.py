@@ -97,7 +97,7 @@ def ask_to_stop(worker: subprocess.Popen[bytes], signum: int, target: str) -> No
         os.kill(worker.pid, signum)
 
 
-def ended_in_time(worker: subprocess.Popen[bytes], log: Path) -> None:
+def ended_in_time(worker: subprocess.Popen[bytes], log: Path, *, backstop_ok: bool = False) -> None:
     forked = descendants(worker.pid)
     try:
         worker.wait(timeout=SHUTDOWN_TIMEOUT + EXIT_SLACK)
@@ -108,6 +108,8 @@ def ended_in_time(worker: subprocess.Popen[bytes], log: Path) -> None:
         worker.wait(timeout=10)
         pytest.fail("worker still running:\n" + log.read_text(errors="replace")[-3000:])
     stopped = log.read_text(errors="replace")
+    if backstop_ok and '"worker_stop_overdue"' in stopped:
+        return  # Redis gone: RQ's teardown may still be waiting on it when the backstop ends it
     assert '"worker_stopped"' in stopped  # its own way out, not the backstop
 
 
@@ -130,7 +132,7 @@ def test_the_worker_ends_within_the_shutdown_timeout(
                 server.kill()
                 server.wait(timeout=10)
             ask_to_stop(worker, signum, target)
-            ended_in_time(worker, tmp_path / "worker.log")
+            ended_in_time(worker, tmp_path / "worker.log", backstop_ok=redis_state == "down")
             if redis_state == "up":
                 log = (tmp_path / "worker.log").read_text(errors="replace")
                 assert "Traceback" not in log, log[-3000:]
