@@ -24,6 +24,7 @@ from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
 from service.config import Settings
+from service.errors import Unavailable
 from service.logging import get_logger
 from service.operations import maintenance
 from service.queue import connect_sync_redis, queue_name
@@ -78,6 +79,8 @@ def _sweep_ticker(settings: Settings, stop: threading.Event) -> None:
     while not stop.wait(interval - time.time() % interval):
         try:
             runtime.run_operation(maintenance.tick)
+        except Unavailable as waiting:  # Redis or the upstream not there yet: said, no traceback
+            log.warning("sweep_tick_skipped", reason=waiting.message)
         except Exception:
             log.warning("sweep_tick_failed", exc_info=True)
 
