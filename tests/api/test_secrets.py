@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from service.logging import configure_logging
 from tests.api.conftest import ADMIN_TOKEN, UPSTREAM_KEY, Gateway
 
 
 def test_no_secret_in_logs_or_responses(
     gateway: Gateway, capfd: pytest.CaptureFixture[str]
 ) -> None:
+    # Another module in this process may have left logging at another level or stream.
+    configure_logging("json", "info")
     org = gateway.create_org("secretive")
     key_id, key = gateway.create_key(org, "admin")
     bodies: list[str] = []
