@@ -6,7 +6,8 @@ lapse), hands overdue fine-tuning jobs and lost callback attempts back to the wo
 (`jobs.runner.sweep_jobs`), wakes hyperparameter sweeps whose wake-up was lost
 (`sweeps.schedule.requeue_overdue`), deletes dataset bytes past the org's
 `dataset_retention_days`, makes the upstream hold exactly the dataset copies tunegate keeps
-(`datasets.reconcile.reconcile`), and trims audit records older than `TUNEGATE_AUDIT_RETENTION_DAYS`
+(`datasets.reconcile.reconcile`), removes stored objects no file record keeps (hourly,
+`datasets.orphans`), and trims audit records older than `TUNEGATE_AUDIT_RETENTION_DAYS`
 (each trim itself audited, in the stream it trimmed).
 Every worker process ticks once per interval; the first to claim the interval's tick in Redis
 queues the sweep. This does not depend on RQ's scheduler, whose lock a crashed worker holds
@@ -18,8 +19,8 @@ from __future__ import annotations
 import time
 
 from service.operations.context import Context
+from service.operations.datasets import orphans, uploads
 from service.operations.datasets import reconcile as upstream_files
-from service.operations.datasets import uploads
 from service.operations.jobs import runner as job_runner
 from service.operations.sweeps import schedule as sweep_schedule
 from service.operations.tenancy.audit import record_audit
@@ -48,6 +49,7 @@ async def sweep(ctx: Context) -> dict[str, int]:
     jobs = await job_runner.sweep_jobs(ctx)
     sweeps = await sweep_schedule.requeue_overdue(ctx)
     copies = await upstream_files.reconcile(ctx)
+    orphaned = await orphans.reclaim_when_due(ctx)
     trimmed = await trim_audit(ctx)
     return {
         "requeued_uploads": requeued,
@@ -55,6 +57,7 @@ async def sweep(ctx: Context) -> dict[str, int]:
         **jobs,
         "overdue_sweeps": sweeps,
         **copies,
+        "orphan_objects_deleted": orphaned,
         "audit_trimmed": trimmed,
     }
 

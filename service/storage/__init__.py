@@ -5,8 +5,18 @@ from service.storage.base import (
     ObjectMissing,
     ObjectStorage,
     ObjectWriter,
+    StoredObject,
     dataset_key,
     open_storage,
+    parse_dataset_key,
 )
 
-__all__ = ["ObjectMissing", "ObjectStorage", "ObjectWriter", "dataset_key", "open_storage"]
+__all__ = [
+    "ObjectMissing",
+    "ObjectStorage",
+    "ObjectWriter",
+    "StoredObject",
+    "dataset_key",
+    "open_storage",
+    "parse_dataset_key",
+]

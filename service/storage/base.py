@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -19,6 +20,12 @@ READ_CHUNK_BYTES = 1 << 20
 
 class ObjectMissing(LookupError):
     """No object under that key."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    modified: float  # seconds since the epoch
 
 
 class ObjectWriter(Protocol):
@@ -42,11 +49,25 @@ class ObjectStorage(Protocol):
     async def delete(self, key: str) -> None:
         """Remove the object (already gone counts as removed)."""
 
+    async def list_objects(self, prefix: str = "") -> list[StoredObject]:
+        """Every object under `prefix`, sorted by key (the file backend's uploads in flight
+        included, under `tmp/`)."""
+        ...
+
     async def list_keys(self, prefix: str = "") -> list[str]: ...
 
 
 def dataset_key(org_id: str, file_id: str) -> str:
     return f"{org_id}/{file_id}.jsonl"
+
+
+def parse_dataset_key(key: str) -> tuple[str, str] | None:
+    """`(org_id, file_id)` of a key in the dataset layout; None for any other key."""
+    org_id, slash, name = key.partition("/")
+    file_id, dot, rest = name.partition(".jsonl")
+    if not (slash and dot and org_id and file_id) or rest or "/" in name:
+        return None
+    return org_id, file_id
 
 
 def open_storage(url: str) -> ObjectStorage:

@@ -12,7 +12,7 @@ from typing import IO
 
 import anyio
 
-from service.storage.base import READ_CHUNK_BYTES, ObjectMissing
+from service.storage.base import READ_CHUNK_BYTES, ObjectMissing, StoredObject
 
 
 def private_dir(path: Path) -> Path:
@@ -79,11 +79,23 @@ class LocalStorage:
     async def delete(self, key: str) -> None:
         await anyio.Path(self.path(key)).unlink(missing_ok=True)
 
-    async def list_keys(self, prefix: str = "") -> list[str]:
-        def walk() -> list[str]:
+    async def list_objects(self, prefix: str = "") -> list[StoredObject]:
+        def walk() -> list[StoredObject]:
             if not self.root.exists():
                 return []
-            found = (p.relative_to(self.root).as_posix() for p in self.root.rglob("*"))
-            return sorted(k for k in found if k.startswith(prefix) and self.path(k).is_file())
+            found: list[StoredObject] = []
+            for path in self.root.rglob("*"):
+                key = path.relative_to(self.root).as_posix()
+                if not key.startswith(prefix):
+                    continue
+                try:
+                    if path.is_file():
+                        found.append(StoredObject(key, path.stat().st_mtime))
+                except FileNotFoundError:  # deleted while walking
+                    continue
+            return sorted(found, key=lambda stored: stored.key)
 
         return await anyio.to_thread.run_sync(walk)
+
+    async def list_keys(self, prefix: str = "") -> list[str]:
+        return [stored.key for stored in await self.list_objects(prefix)]

@@ -18,7 +18,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from obstore.exceptions import NotFoundError
 from obstore.store import S3Store
 
-from service.storage.base import READ_CHUNK_BYTES, ObjectMissing
+from service.storage.base import READ_CHUNK_BYTES, ObjectMissing, StoredObject
 
 PART_BYTES = 8 << 20
 PARTS_IN_FLIGHT = 2
@@ -111,8 +111,13 @@ class S3Storage:
         with suppress(NotFoundError, FileNotFoundError):  # already gone
             await obstore.delete_async(self.store, key)
 
-    async def list_keys(self, prefix: str = "") -> list[str]:
-        found: list[str] = []
+    async def list_objects(self, prefix: str = "") -> list[StoredObject]:
+        found: list[StoredObject] = []
         async for batch in obstore.list(self.store, prefix or None):
-            found.extend(meta["path"] for meta in batch)
-        return sorted(found)
+            found.extend(
+                StoredObject(meta["path"], meta["last_modified"].timestamp()) for meta in batch
+            )
+        return sorted(found, key=lambda stored: stored.key)
+
+    async def list_keys(self, prefix: str = "") -> list[str]:
+        return [stored.key for stored in await self.list_objects(prefix)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -186,3 +187,57 @@ def test_in_the_bucket_a_rejected_upload_leaves_nothing_and_redaction_stores_red
     stored = s3.body(f"gateway/{org}/{created.id}.jsonl")
     assert b"jane.doe" not in stored and b"[EMAIL]" in stored
     assert s3.open_multipart_uploads() == []
+
+
+def test_objects_no_record_keeps_are_reclaimed_after_the_grace_period(
+    storage: ObjectStorage, redis_url: str, tmp_path: Path
+) -> None:
+    from service.operations.context import Context
+    from service.operations.datasets.orphans import ORPHAN_GRACE_SECONDS, reclaim_orphans
+    from service.store import Store
+    from service.store.datasets.files import FileRecord
+
+    org = f"org_{secrets.token_hex(4)}"
+    live, orphan, retained_out = (f"file-{secrets.token_hex(6)}" for _ in range(3))
+    local_root = (
+        Path(storage.url.removeprefix("file://")) if storage.url.startswith("file:") else None
+    )
+    settings = gateway_settings(tmp_path, "http://127.0.0.1:9/v1", storage_url=storage.url)
+
+    def record(file_id: str, bytes_deleted_at: int | None = None) -> FileRecord:
+        return FileRecord(
+            id=file_id, org_id=org, filename="a.jsonl", purpose="fine-tune", bytes=3,
+            sha256="0" * 64, created_at=int(time.time()), bytes_deleted_at=bytes_deleted_at,
+        )  # fmt: skip
+
+    async def scenario() -> tuple[int, list[str], int, list[str]]:
+        store = Store(redis_url)
+        ctx = Context(settings=settings, store=store)
+        kept = [record(live), record(retained_out, bytes_deleted_at=int(time.time()))]
+        try:
+            for file_record in kept:
+                await store.files.create(file_record, "{}", retry_at=time.time() + 3600)
+            for file_id in (live, orphan, retained_out):
+                async with storage.writer(f"{org}/{file_id}.jsonl") as sink:
+                    await sink.write(b"{}\n")
+            async with storage.writer("elsewhere/notes.txt") as sink:  # not in the layout
+                await sink.write(b"not ours")
+            if local_root is not None:  # the part file of an upload whose process died
+                (local_root / "tmp").mkdir(exist_ok=True)
+                (local_root / "tmp" / "dead.part").write_bytes(b"{")
+            fresh = await reclaim_orphans(ctx)  # everything is younger than the grace period
+            fresh_keys = await storage.list_keys()
+            later = time.time() + ORPHAN_GRACE_SECONDS + 60
+            settled = await reclaim_orphans(ctx, now=later)
+            return fresh, fresh_keys, settled, await storage.list_keys()
+        finally:
+            for file_record in kept:
+                await store.files.remove(file_record)
+            await store.aclose()
+
+    fresh, fresh_keys, settled, after = run(scenario())
+    part_files = 1 if local_root is not None else 0
+    assert fresh == 0 and len(fresh_keys) == 4 + part_files
+    # the object with no record, the one whose bytes retention dropped, a dead upload's part
+    assert settled == 2 + part_files
+    assert after == sorted([f"{org}/{live}.jsonl", "elsewhere/notes.txt"])
