@@ -1,11 +1,12 @@
 """The sandbox's completions: deterministic replies that show what arrived, with honest usage.
 
 A chat reply is `Echo from <model>: <last user message text>`; a legacy completion is
-`Echo from <model>: <prompt>`. Usage counts are real tiktoken counts of the messages (OpenAI's
-per-message overhead included) and of the reply. `max_tokens` / `max_completion_tokens` cut
-the reply at that many tokens (`finish_reason: "length"`). A function is called when
-`tool_choice` forces one (`"required"` or a named function), or when tools are offered and the
-last user message names one of them. Streams send one word per chunk.
+`Echo from <model>: <prompt>`; a tuned model answers from what it learned (`memory`) when the
+prompt is like one it was trained on. Usage counts are real tiktoken counts of the messages
+(OpenAI's per-message overhead included) and of the reply. `max_tokens` /
+`max_completion_tokens` cut the reply at that many tokens (`finish_reason: "length"`). A
+function is called when `tool_choice` forces one (`"required"` or a named function), or when
+tools are offered and the last user message names one of them. Streams send one word per chunk.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import base64
 import functools
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ import tiktoken
 
 from service.domain.tokens import encoding_for_model
 from service.sandbox.errors import invalid
+from service.sandbox.memory import Pair, recall
 from service.sandbox.objects import JSON
 
 FINGERPRINT = "fp_sandbox"
@@ -134,13 +136,18 @@ def _arguments(tool: JSON, text: str) -> str:
     return orjson.dumps(values).decode()
 
 
-def chat_reply(body: JSON, model: str) -> tuple[list[JSON], Reply]:
+def _answer_text(model: str, prompt: str, memory: Sequence[Pair]) -> str:
+    learned = recall(memory, prompt) if memory else None
+    return f"Echo from {model}: {prompt}" if learned is None else learned
+
+
+def chat_reply(body: JSON, model: str, memory: Sequence[Pair] = ()) -> tuple[list[JSON], Reply]:
     messages = _messages(body)
     users = [m for m in messages if m["role"] == "user"]
     last_text = _text(users[-1].get("content")) if users else ""
     tool = _chosen_tool(body, last_text)
     if tool is None:
-        return messages, _cut(f"Echo from {model}: {last_text}", model, _limit(body))
+        return messages, _cut(_answer_text(model, last_text, memory), model, _limit(body))
     arguments = _arguments(tool, last_text)
     function = {"name": tool["name"], "arguments": arguments}
     call: JSON = {"id": new_id("call_"), "type": "function", "function": function}
@@ -165,8 +172,8 @@ def _message(reply: Reply) -> JSON:
     return message
 
 
-def chat_completion(body: JSON, model: str) -> JSON:
-    messages, reply = chat_reply(body, model)
+def chat_completion(body: JSON, model: str, memory: Sequence[Pair] = ()) -> JSON:
+    messages, reply = chat_reply(body, model, memory)
     n = _choices(body)
     choice = {"message": _message(reply), "logprobs": None, "finish_reason": reply.finish_reason}
     return {
@@ -200,9 +207,9 @@ def _deltas(reply: Reply) -> Iterator[JSON]:
         yield {"content": piece}
 
 
-def chat_chunks(body: JSON, model: str) -> Iterator[bytes]:
+def chat_chunks(body: JSON, model: str, memory: Sequence[Pair] = ()) -> Iterator[bytes]:
     """The SSE events of a streamed chat completion, `[DONE]` included."""
-    messages, reply = chat_reply(body, model)
+    messages, reply = chat_reply(body, model, memory)
     n = _choices(body)
     with_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     head: JSON = {"id": new_id("chatcmpl-"), "object": "chat.completion.chunk"}
@@ -235,7 +242,9 @@ def _prompts(body: JSON) -> list[str]:
     raise invalid("'prompt' must be a string or a non-empty array", "prompt")
 
 
-def completion_replies(body: JSON, model: str) -> tuple[int, list[Reply]]:
+def completion_replies(
+    body: JSON, model: str, memory: Sequence[Pair] = ()
+) -> tuple[int, list[Reply]]:
     """Prompt tokens, and one reply per (prompt, n) pair in OpenAI's choice order."""
     prompts, n = _prompts(body), _choices(body)
     limit = body.get("max_tokens", 16)
@@ -244,15 +253,15 @@ def completion_replies(body: JSON, model: str) -> tuple[int, list[Reply]]:
     echo = bool(body.get("echo"))
     replies = []
     for prompt in prompts:
-        reply = _cut(f"Echo from {model}: {prompt}", model, limit)
+        reply = _cut(_answer_text(model, prompt, memory), model, limit)
         if echo:
             reply = Reply(prompt + (reply.text or ""), reply.finish_reason, reply.tokens)
         replies += [reply] * n
     return sum(_tokens(p, model) for p in prompts), replies
 
 
-def completion(body: JSON, model: str) -> JSON:
-    prompt, replies = completion_replies(body, model)
+def completion(body: JSON, model: str, memory: Sequence[Pair] = ()) -> JSON:
+    prompt, replies = completion_replies(body, model, memory)
     choices = [
         {"text": r.text, "index": i, "logprobs": None, "finish_reason": r.finish_reason}
         for i, r in enumerate(replies)
@@ -268,8 +277,8 @@ def completion(body: JSON, model: str) -> JSON:
     }
 
 
-def completion_chunks(body: JSON, model: str) -> Iterator[bytes]:
-    prompt, replies = completion_replies(body, model)
+def completion_chunks(body: JSON, model: str, memory: Sequence[Pair] = ()) -> Iterator[bytes]:
+    prompt, replies = completion_replies(body, model, memory)
     with_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     head: JSON = {"id": new_id("cmpl-"), "object": "text_completion", "created": int(time.time())}
     head |= {"model": model, "system_fingerprint": FINGERPRINT}

@@ -8,7 +8,7 @@ from (run, body bytes) to an `Answer` is all they need. A stored response's own 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -16,6 +16,7 @@ import orjson
 from service.sandbox import embeddings as vectors
 from service.sandbox import inference, responses
 from service.sandbox.errors import ApiError, model_not_found
+from service.sandbox.memory import Pair
 from service.sandbox.objects import COMPLETION_MODELS, JSON, parse_object, resolve_base
 from service.sandbox.state import Run
 
@@ -58,17 +59,19 @@ def _model(run: Run, model: object, *, chat: bool) -> str:
 def _answer(
     run: Run,
     raw: bytes,
-    answer: Callable[[JSON, str], JSON],
-    stream: Callable[[JSON, str], Iterator[bytes]],
+    answer: Callable[[JSON, str, Sequence[Pair]], JSON],
+    stream: Callable[[JSON, str, Sequence[Pair]], Iterator[bytes]],
     *,
     chat: bool,
 ) -> Answer:
     try:
         body = parse_object(raw)
         model = _model(run, body.get("model"), chat=chat)
+        tuned = run.models.get(model)
+        memory = tuned.memory if tuned else ()
         if body.get("stream"):
-            return Answer(events=list(stream(body, model)))
-        return Answer(body=orjson.dumps(answer(body, model)))
+            return Answer(events=list(stream(body, model, memory)))
+        return Answer(body=orjson.dumps(answer(body, model, memory)))
     except ApiError as error:
         return Answer(error.status, error.body())
 

@@ -100,6 +100,10 @@ class Job:
         return int(self.request["seed"])
 
     @property
+    def memory(self) -> tuple[tuple[str, str], ...]:
+        return self.data.pairs if self.data else ()
+
+    @property
     def examples(self) -> int:
         return self.data.examples if self.data else 1
 
@@ -175,7 +179,9 @@ def _checkpoint_through(job: Job, step: int, at: float, outputs: Outputs) -> Non
         name = job.model_name
         if epoch < job.hp.n_epochs:
             name = f"{job.model_name}:ckpt-step-{ckpt_step}"
-            outputs.models[name] = TunedModel(name, outputs.organization_id, job.id, listed=False)
+            outputs.models[name] = TunedModel(
+                name, outputs.organization_id, job.id, listed=False, memory=job.memory
+            )
         job.checkpoints.append(_checkpoint_json(job, ckpt_step, name, int(at)))
         job.add_event(at, f"Checkpoint created at step {ckpt_step}")
 
@@ -205,7 +211,9 @@ def _checkpoint_json(job: Job, step: int, name: str, created_at: int) -> JSON:
 def _succeeded(job: Job, _m: Milestone, at: float, outputs: Outputs) -> None:
     results = StoredFile("step_metrics.csv", "fine-tune-results", _results_csv(job, outputs))
     outputs.files[results.id] = results
-    outputs.models[job.model_name] = TunedModel(job.model_name, outputs.organization_id, job.id)
+    outputs.models[job.model_name] = TunedModel(
+        job.model_name, outputs.organization_id, job.id, memory=job.memory
+    )
     job.status, job.finished_at, job.fine_tuned_model = "succeeded", int(at), job.model_name
     job.trained_tokens = (job.data.tokens if job.data else 0) * job.hp.n_epochs
     job.result_files = [results.id]

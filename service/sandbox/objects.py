@@ -108,6 +108,7 @@ class TunedModel:
     job_id: str
     listed: bool = True
     created: int = field(default_factory=now)
+    memory: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> JSON:
         return {

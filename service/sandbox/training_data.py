@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from service.domain.tokens import count_tokens
+from service.sandbox.memory import Pair, pairs_of
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
@@ -26,6 +27,7 @@ class TrainingData:
     format: str
     examples: int
     tokens: int
+    pairs: tuple[Pair, ...] = ()
 
 
 def _text_of(content: Any) -> str:
@@ -89,15 +91,23 @@ def read_training_file(
     """Validate `content` for `method` (supervised, dpo, reinforcement) and count it."""
     formats: set[str] = set()
     examples = tokens = 0
+    pairs: list[Pair] = []
     for line, example in _lines(content):
         kind, texts = _example_texts(example, line, method)
         formats.add(kind)
         examples += 1
         tokens += sum(count_tokens(text, model) for text in texts)
+        pairs += _pairs(kind, example, texts)
     if len(formats) > 1:
         raise TrainingFileError("Examples mix several formats; use one format per file")
     if examples < min_examples:
         raise TrainingFileError(
             f"Training file has {examples} example(s), but must have at least {min_examples}"
         )
-    return TrainingData(formats.pop(), examples, tokens)
+    return TrainingData(formats.pop(), examples, tokens, tuple(pairs))
+
+
+def _pairs(kind: str, example: dict[str, Any], texts: list[str]) -> tuple[Pair, ...]:
+    if kind == "chat":
+        return pairs_of([example["messages"]])
+    return ((texts[0], texts[1]),) if kind == "prompt_completion" else ()
