@@ -28,6 +28,7 @@ class TrialRecord(BaseModel):
     job_id: str | None = None
     error: dict[str, Any] | None = None  # the job could not be created
     stopped: dict[str, Any] | None = None  # early stopping's decision: step, value, reference
+    budget_share: int = 0  # nano-dollars of the sweep's reservation its job takes over
 
 
 class SweepRecord(BaseModel):
@@ -52,6 +53,10 @@ class SweepRecord(BaseModel):
     split_files: list[str] = []
     split_made: bool = False
     split_error: dict[str, Any] | None = None
+    # the reservation for every trial (`budgets.training`); the unlaunched trials' shares are
+    # given back once, when the sweep ends
+    budget: dict[str, Any] | None = None
+    budget_released: bool = False
 
 
 class SweepRepository(Repository):

@@ -1,12 +1,15 @@
 """Fine-tuning against the budgets: a job reserves the most it can cost when it is created (its
 training file's billing tokens for the model times its epochs, from the dataset report) and
 settles with its real `trained_tokens` once it ends (`jobs.finish`); a job that trains nothing
-gives it all back. A sweep must fit whole when it is created: the sum of its trials is checked
-then (each trial's job reserves its own share when the sweep launches it)."""
+gives it all back. A sweep holds one reservation for the sum of its trials from when it is
+created: a sweep that does not fit whole is refused; each trial's job takes over its share when
+the sweep launches it and settles it as any job does; the shares of trials never launched are
+given back once when the sweep ends (`release_unlaunched`)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from dataclasses import replace
 from typing import Any
 
 from service.domain.budgets.costs import training_worst_case
@@ -58,10 +61,35 @@ async def reserve_job(
     return None if reservation is None else reservation.to_json()
 
 
-async def check_sweep(ctx: Context, principal: Principal, base_model: str, tokens: int) -> None:
-    """Whether the budgets hold the whole sweep now (nothing stays reserved)."""
-    reservation = await reserve_training(ctx, principal, base_model, tokens)
-    await settle(ctx, reservation, 0)
+def trial_shares(ctx: Context, base_model: str, tokens: list[int | None]) -> list[int]:
+    """Each trial's worst case in nano-dollars; the sweep reserves their sum."""
+    return [training_worst_case(base_model, count or 0, ctx.prices) for count in tokens]
+
+
+async def reserve_sweep(
+    ctx: Context, principal: Principal, base_model: str, shares: list[int]
+) -> dict[str, Any] | None:
+    """One reservation for every trial, as the sweep record keeps it; over budget is a 400."""
+    org = await get_org(ctx.store, principal.org_id or "")
+    budgets, key_id = org.policy.budgets, principal.key_id
+    try:
+        reservation = await reserve(ctx, org.id, budgets, key_id, "training", sum(shares))
+    except QuotaExceeded as error:
+        raise InvalidRequest(error.message, param="training_file", code=error.code) from None
+    return None if reservation is None else reservation.to_json()
+
+
+def share_of(kept: dict[str, Any] | None, amount: int) -> dict[str, Any] | None:
+    """A trial's part of its sweep's reservation, as its job record keeps it."""
+    if kept is None:
+        return None
+    return replace(Reservation.from_json(kept), amount=amount).to_json()
+
+
+async def release_share(ctx: Context, kept: dict[str, Any] | None, amount: int) -> None:
+    """Give back `amount` of a sweep's reservation (its trials never launched)."""
+    if kept is not None and amount > 0:
+        await settle(ctx, Reservation.from_json({**kept, "amount": amount}), 0)
 
 
 async def settle_job(
@@ -77,13 +105,17 @@ async def settle_job(
     await settle(ctx, Reservation.from_json(kept), round(cost * NANOS) if trained else 0)
 
 
-async def created(ctx: Context, record: JobRecord, create: Awaitable[bool]) -> bool:
-    """Await the job's creation; a job that was not created gives its reservation back."""
+async def created(
+    ctx: Context, record: JobRecord, create: Awaitable[bool], *, owned: bool = True
+) -> bool:
+    """Await the job's creation; a job that was not created gives back a reservation it
+    `owned` (a sweep trial's share stays with the sweep, which releases it if never used)."""
     try:
         made = await create
     except BaseException:
-        await settle_job(ctx, record.budget, record.base_model, 0)
+        if owned:
+            await settle_job(ctx, record.budget, record.base_model, 0)
         raise
-    if not made:
+    if not made and owned:
         await settle_job(ctx, record.budget, record.base_model, 0)
     return made

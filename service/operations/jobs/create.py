@@ -18,6 +18,7 @@ import secrets
 import time
 from dataclasses import dataclass, replace
 from functools import partial
+from typing import Any
 
 from service.domain.inference.request import route_model
 from service.domain.jobs.checks import CheckedJob, FileFacts, check_job_request
@@ -49,8 +50,14 @@ class Created:
 
 
 async def create_job(
-    ctx: Context, principal: Principal, body: bytes, idempotency_key: str | None
+    ctx: Context,
+    principal: Principal,
+    body: bytes,
+    idempotency_key: str | None,
+    *,
+    held: dict[str, Any] | None = None,
 ) -> Created:
+    """`held`: a reservation the job takes over (a sweep trial's share) instead of its own."""
     request = parse_job_request(body)
     check_metadata(request)
     claim = None
@@ -61,10 +68,11 @@ async def create_job(
             return Created(replayed, True)
     checked = await check_request(ctx, principal, request)
     record = new_record(principal, checked)
-    record.budget = await budget_training.reserve_job(
+    record.budget = held or await budget_training.reserve_job(
         ctx, principal, checked.request, checked.base_model
     )
-    if not await budget_training.created(ctx, record, ctx.store.jobs.create(record, claim)):
+    creating = ctx.store.jobs.create(record, claim)
+    if not await budget_training.created(ctx, record, creating, owned=held is None):
         assert claim is not None  # only a claimed key can lose a race
         replayed = await _replay(ctx, principal, claim)
         if replayed is None:

@@ -4,8 +4,10 @@
 trial's job body exactly as `POST /v1/fine_tuning/jobs` would (model, method, files, policy),
 estimates each trial's training tokens from the training file's dataset report (its billing
 tokens for the model, times the trial's epochs) and refuses a sweep whose total is over its
-`training_token_budget`. The estimate ignores a `validation_split`'s held-out share, so it errs
-high. The workers take it from there (`sweeps.runner`).
+`training_token_budget`, then reserves the sum of the trials' worst-case costs against the
+org's budgets as one reservation (`budgets.training`). The estimate ignores a
+`validation_split`'s held-out share, so it errs high. The workers take it from there
+(`sweeps.runner`).
 """
 
 from __future__ import annotations
@@ -52,8 +54,11 @@ async def create_sweep(ctx: Context, principal: Principal, body: bytes) -> Sweep
         for index, values in enumerate(plan)
     ]
     _check_budget(request, trials, estimate)
-    total = sum(trial.estimated_tokens or 0 for trial in trials)
-    await budget_training.check_sweep(ctx, principal, checked.base_model, total)
+    tokens = [trial.estimated_tokens for trial in trials]
+    shares = budget_training.trial_shares(ctx, checked.base_model, tokens)
+    for trial, share in zip(trials, shares, strict=True):
+        trial.budget_share = share
+    held = await budget_training.reserve_sweep(ctx, principal, checked.base_model, shares)
     now = time.time()
     record = SweepRecord(
         id=sweep_id,
@@ -67,8 +72,13 @@ async def create_sweep(ctx: Context, principal: Principal, body: bytes) -> Sweep
         seed=seed,
         search_seed=search_seed,
         trials=trials,
+        budget=held,
     )
-    await ctx.store.sweeps.create(record, due_at=now)
+    try:
+        await ctx.store.sweeps.create(record, due_at=now)
+    except BaseException:
+        await budget_training.release_share(ctx, held, sum(shares))
+        raise
     await sweep_schedule.queue_task(ctx, now)
     return record
 

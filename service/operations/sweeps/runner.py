@@ -5,7 +5,8 @@ when). Each advance runs under the sweep's lock and reads every trial's job afre
     launch     create trials, in plan order, while fewer than the parallel limit run
     cancel     cancel the jobs of marked trials (and of every trial once the sweep is cancelled)
     end        once every trial has settled: the best trial, the status, then the finishing
-               steps (`audit`, `callback`), each crossed off once done
+               steps (`budget`: the unlaunched trials' shares back, `audit`, `callback`),
+               each crossed off once done
 
 Trials are ordinary jobs made by `jobs.create_job` with an `Idempotency-Key` fixed by the sweep
 and the trial, and recorded in the sweep right after: a worker that dies between the two leaves a
@@ -29,6 +30,7 @@ from service.domain.tenancy.access import Principal, Role
 from service.domain.tenancy.audit import Outcome
 from service.errors import Conflict, InvalidRequest, UpstreamRejected
 from service.logging import get_logger
+from service.operations.budgets import training as budget_training
 from service.operations.context import Context
 from service.operations.jobs import create as jobs
 from service.operations.jobs.lock import held_lock
@@ -179,8 +181,11 @@ async def _create_trial(
     labels = {SWEEP_KEY: record.id, TRIAL_KEY: str(index)}
     body = trial_body(request_of(record), trial.hyperparameters, record.seed, labels)
     key = trial_idempotency_key(record.id, index)
+    held = budget_training.share_of(record.budget, trial.budget_share)
     try:
-        created = await jobs.create_job(ctx, principal_of(record), orjson.dumps(body), key)
+        created = await jobs.create_job(
+            ctx, principal_of(record), orjson.dumps(body), key, held=held
+        )
     except InvalidRequest as error:  # its file was deleted, the policy changed, ...
         await _audit(ctx, record, "sweeps.trial_failed", {"trial": index, "error": error.message})
         return None, {"code": error.code, "message": error.message, "param": error.param}
@@ -219,7 +224,7 @@ async def _end_if_settled(ctx: Context, record: SweepRecord, trials: list[Trial]
         current.status = status  # type: ignore[assignment]
         current.best_trial = best.index if best is not None else None
         current.finished_at = int(time.time())
-        current.pending = ["audit", "callback"]
+        current.pending = ["budget", "audit", "callback"]
         return current
 
     updated = await ctx.store.sweeps.update(record.id, end)
@@ -242,6 +247,32 @@ async def _cross_off(ctx: Context, record: SweepRecord, step: str) -> SweepRecor
     updated = await ctx.store.sweeps.update(record.id, cross)
     assert updated is not None
     return updated
+
+
+async def _release_unlaunched(ctx: Context, record: SweepRecord) -> None:
+    """Give back, once, the shares of trials that never got a job (the flag is set first: a
+    worker that dies in between leaves the share reserved rather than give it back twice)."""
+    if record.budget is None or record.budget_released:
+        return
+    claimed: list[bool] = []
+
+    def claim(current: SweepRecord) -> SweepRecord | None:
+        claimed.clear()
+        if current.budget_released:
+            return None
+        current.budget_released = True
+        claimed.append(True)
+        return current
+
+    await ctx.store.sweeps.update(record.id, claim)
+    if not claimed:
+        return
+    unlaunched = 0
+    for trial in record.trials:
+        key = trial_idempotency_key(record.id, trial.index)
+        if trial.job_id is None and await ctx.store.jobs.idempotent(record.org_id, key) is None:
+            unlaunched += trial.budget_share
+    await budget_training.release_share(ctx, record.budget, unlaunched)
 
 
 async def _audit_end(ctx: Context, record: SweepRecord) -> None:
@@ -277,6 +308,7 @@ async def _audit(ctx: Context, record: SweepRecord, action: str, details: dict[s
 
 
 _STEPS: dict[str, Callable[[Context, SweepRecord], Any]] = {
+    "budget": _release_unlaunched,
     "audit": _audit_end,
     "callback": _callback,
 }
