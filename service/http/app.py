@@ -12,6 +12,7 @@ from litestar.types import ASGIApp
 
 from service import __version__
 from service.http.bodies import GatewayRequest
+from service.http.console import CONSOLE_HANDLERS, template_config
 from service.http.controllers.admin import AdminController
 from service.http.controllers.aliases import AliasesController
 from service.http.controllers.audit import AuditController
@@ -40,6 +41,7 @@ ROUTE_HANDLERS += [InferenceController, ModelsController, AliasesController, Usa
 ROUTE_HANDLERS += [JobsController, OpenAIWebhookController, WebhookDeliveriesController]
 ROUTE_HANDLERS += [SweepsController, DocsController]
 ROUTE_HANDLERS += [BudgetController, AdminBudgetsController]
+ROUTE_HANDLERS += CONSOLE_HANDLERS
 
 
 def openapi_config() -> OpenAPIConfig:
@@ -75,6 +77,7 @@ def create_app(
         route_handlers=ROUTE_HANDLERS,
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi_config(),
+        template_config=template_config(),
         request_max_body_size=ctx.settings.max_json_body_bytes,
         request_class=GatewayRequest,
         on_shutdown=[*(on_shutdown or []), ctx.aclose],

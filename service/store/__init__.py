@@ -19,6 +19,7 @@ from service.store.jobs import JobRepository
 from service.store.sweeps import SweepRepository
 from service.store.tenancy.audit import AuditRepository
 from service.store.tenancy.orgs import TenancyRepository
+from service.store.tenancy.sessions import SessionRepository
 from service.store.upstream_rate import UpstreamRateRepository
 from service.store.webhooks import WebhookRepository
 from service.store.workers import WorkerRepository
@@ -43,6 +44,7 @@ class Store:
         self.sweeps = SweepRepository(self.redis)
         self.budgets = BudgetRepository(self.redis)
         self.upstream_rate = UpstreamRateRepository(self.redis)
+        self.sessions = SessionRepository(self.redis)
 
     async def ping(self) -> bool:
         return await self.workers.ping()

@@ -200,14 +200,16 @@ MATRIX: dict[tuple[str, str], Route] = {
 
 @functools.cache
 def app_routes() -> list[tuple[str, str]]:
-    """(method, path) of every route handler of the app, bar Litestar's own OPTIONS answers."""
+    """(method, path) of every route handler of the app, bar Litestar's own OPTIONS answers and
+    the console's HTML pages (a session, not a key: tests/api/test_console.py and the browser
+    tests hold their access)."""
     settings = Settings(redis_url="redis://127.0.0.1:1/0")
     app = create_app(Context(settings=settings, store=Store(settings.redis_url or "")))
     found = []
     for route in app.routes:
         for handler in getattr(route, "route_handlers", []):
             for method in getattr(handler, "http_methods", ()):
-                if method != "OPTIONS":
+                if method != "OPTIONS" and not route.path_format.startswith("/console"):
                     found.append((method, route.path_format))
     return sorted(found)
 

@@ -1,0 +1,161 @@
+"""The console without a browser: sessions and their cookie, CSRF, role limits, other orgs' ids,
+and the audit of sign-in and sign-out."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.api.conftest import ADMIN_TOKEN, Gateway
+from tests.api.console_helpers import csrf_of, session_csrf, sign_in
+from tests.api.jobs_helpers import tenant, upload
+
+
+def test_pages_need_a_session(gateway: Gateway) -> None:
+    with httpx.Client(base_url=gateway.url, timeout=30) as client:
+        for path in ("/console", "/console/jobs", "/console/orgs", "/console/datasets"):
+            answer = client.get(path)
+            assert answer.status_code == 303, path
+            assert answer.headers["location"] == "/console/sign-in"
+
+
+def test_sign_in_sets_an_opaque_strict_httponly_cookie(gateway: Gateway, org: str) -> None:
+    _, key = gateway.create_key(org, "member")
+    with httpx.Client(base_url=gateway.url, timeout=30) as client:
+        token = csrf_of(client.get("/console/sign-in").text)
+        answer = client.post("/console/sign-in", data={"key": key, "csrf_token": token})
+        assert answer.status_code == 303 and answer.headers["location"] == "/console"
+        cookie = next(
+            v
+            for k, v in answer.headers.multi_items()
+            if k == "set-cookie" and v.startswith("tg_console=")
+        )
+        assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
+        assert "secure" not in cookie.lower()
+        assert key not in cookie and key.split("_")[1] not in cookie
+        overview = client.get("/console")
+        assert overview.status_code == 200 and "Overview" in overview.text
+        assert key not in overview.text
+
+
+def test_cookie_is_secure_behind_a_proxy_that_says_https(gateway: Gateway, org: str) -> None:
+    _, key = gateway.create_key(org, "member")
+    with httpx.Client(base_url=gateway.url, timeout=30) as client:
+        token = csrf_of(client.get("/console/sign-in").text)
+        answer = client.post(
+            "/console/sign-in",
+            data={"key": key, "csrf_token": token},
+            headers={"x-forwarded-proto": "https"},
+        )
+    cookie = next(
+        v
+        for k, v in answer.headers.multi_items()
+        if k == "set-cookie" and v.startswith("tg_console=")
+    )
+    assert "; secure" in cookie.lower()
+
+
+def test_a_bad_key_or_missing_csrf_is_refused(gateway: Gateway, org: str) -> None:
+    _, key = gateway.create_key(org, "member")
+    with httpx.Client(base_url=gateway.url, timeout=30) as client:
+        token = csrf_of(client.get("/console/sign-in").text)
+        bad = client.post("/console/sign-in", data={"key": key + "x", "csrf_token": token})
+        assert bad.status_code == 401 and "not accepted" in bad.text
+        assert "tg_console=" not in bad.headers.get("set-cookie", "")
+        forged = client.post("/console/sign-in", data={"key": key})
+        assert forged.status_code == 403
+
+
+def test_forms_without_their_csrf_token_are_refused(gateway: Gateway) -> None:
+    with tenant(gateway, role="member") as org_tenant:
+        file_id = upload(org_tenant.sdk)
+        job = org_tenant.sdk.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=file_id)
+        with sign_in(gateway, org_tenant.key) as client:
+            refused = client.post(f"/console/jobs/{job.id}/cancel", data={})
+            assert refused.status_code == 403 and "CSRF" in refused.text
+            wrong = client.post(f"/console/jobs/{job.id}/cancel", data={"csrf_token": "nope"})
+            assert wrong.status_code == 403
+            assert org_tenant.sdk.fine_tuning.jobs.retrieve(job.id).status != "cancelled"
+            upload_refused = client.post("/console/datasets", files={"file": ("x.jsonl", b"{}\n")})
+            assert upload_refused.status_code == 403
+            ok = client.post(
+                f"/console/jobs/{job.id}/cancel", data={"csrf_token": session_csrf(client)}
+            )
+            assert ok.status_code == 303
+            assert org_tenant.sdk.fine_tuning.jobs.retrieve(job.id).status in (
+                "cancelled",
+                "succeeded",
+            )
+
+
+def test_another_orgs_ids_are_404_pages(gateway: Gateway) -> None:
+    with tenant(gateway) as a, tenant(gateway) as b:
+        file_id = upload(a.sdk)
+        job = a.sdk.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=file_id)
+        with sign_in(gateway, b.key) as client:
+            for path in (
+                f"/console/jobs/{job.id}",
+                f"/console/datasets/{file_id}",
+                f"/console/jobs/{job.id}/chart.svg",
+                "/console/jobs/ftjob-nope",
+            ):
+                answer = client.get(path)
+                assert answer.status_code == 404, path
+                assert answer.headers["content-type"].startswith("text/html")
+                assert "Not found" in answer.text
+        with sign_in(gateway, a.key) as own:
+            assert own.get(f"/console/jobs/{job.id}").status_code == 200
+
+
+def test_roles_limit_the_pages_like_the_api(gateway: Gateway, org: str) -> None:
+    _, inference = gateway.create_key(org, "inference")
+    with sign_in(gateway, inference) as client:
+        assert client.get("/console").status_code == 200
+        assert client.get("/console/jobs").status_code == 403
+        assert client.get("/console/datasets").status_code == 403
+        assert client.get("/console/orgs").status_code == 403
+    with sign_in(gateway, ADMIN_TOKEN) as operator:
+        assert operator.get("/console/orgs").status_code == 200
+        assert operator.get("/console/jobs").status_code == 403
+
+
+def test_a_revoked_key_ends_its_session_and_sign_out_ends_it_too(
+    gateway: Gateway, org: str
+) -> None:
+    key_id, key = gateway.create_key(org, "admin")
+    with sign_in(gateway, key) as client:
+        assert client.get("/console/jobs").status_code == 200
+        gateway.admin.delete(f"/admin/orgs/{org}/keys/{key_id}")
+        assert client.get("/console/jobs").status_code == 303
+    _, key2 = gateway.create_key(org, "admin")
+    with sign_in(gateway, key2) as second:
+        cookie = second.cookies["tg_console"]
+        out = second.post("/console/sign-out", data={"csrf_token": session_csrf(second)})
+        assert out.status_code == 303
+    with httpx.Client(base_url=gateway.url, cookies={"tg_console": cookie}) as replay:
+        assert replay.get("/console/jobs").status_code == 303
+    with gateway.client(key2) as api:
+        actions = [e["action"] for e in api.get("/v1/audit").json()["data"]]
+    assert "console.sign_in" in actions and "console.sign_out" in actions
+
+
+def test_the_operator_creates_a_key_shown_once_and_revokes_it(gateway: Gateway, org: str) -> None:
+    with sign_in(gateway, ADMIN_TOKEN) as client:
+        token = session_csrf(client, f"/console/orgs/{org}")
+        created = client.post(
+            f"/console/orgs/{org}/keys", data={"csrf_token": token, "name": "web", "role": "member"}
+        )
+        assert created.status_code == 200 and 'id="new-key"' in created.text
+        listed = gateway.admin.get(f"/admin/orgs/{org}/keys").json()["data"]
+        key_id = next(k["id"] for k in listed if k["name"] == "web")
+        assert 'id="new-key"' not in client.get(f"/console/orgs/{org}").text
+        revoked = client.post(
+            f"/console/orgs/{org}/keys/{key_id}/revoke", data={"csrf_token": token}
+        )
+        assert revoked.status_code == 303
+        listed = gateway.admin.get(f"/admin/orgs/{org}/keys").json()["data"]
+        assert next(k for k in listed if k["id"] == key_id)["revoked_at"] is not None
+        bad = client.post(
+            f"/console/orgs/{org}/policy",
+            data={"csrf_token": token, "policy": '{"pii": "sometimes"}'},
+        )
+        assert bad.status_code == 400 and "pii" in bad.text
