@@ -231,5 +231,7 @@ def budget(org_id: str, period: str) -> str:
     """An org's spending in one budget period (named by its first day): spent and reserved
     nano-dollars per scope, and the alerts already sent."""
     return f"{PREFIX}org:{org_id}:budget:{period}"
+
+
 def console_session(session_id: str) -> str:
     return f"{PREFIX}console:session:{session_id}"
