@@ -30,6 +30,7 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "file": _ours("file-"),
     "job": _ours("ftjob-"),
     "sweep": _ours("sweep-"),
+    "eval": _ours("eval_"),
     "org": _ours("org_"),
     "key": re.compile(r"[0-9a-f]{16}"),
     "model": re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,255}"),

@@ -222,6 +222,16 @@ def org_sweeps(org_id: str) -> str:
     return f"{PREFIX}org:{org_id}:sweeps"
 
 
+def eval_record(eval_id: str) -> str:
+    """An eval: its data source config, testing criteria, name and metadata."""
+    return f"{PREFIX}eval:{eval_id}"
+
+
+def org_evals(org_id: str) -> str:
+    """The org's evals, scored by creation time."""
+    return f"{PREFIX}org:{org_id}:evals"
+
+
 def sweeps_due() -> str:
     """Sweeps a worker should advance, scored by when."""
     return f"{PREFIX}sweeps:due"

@@ -37,6 +37,8 @@ NON_COSTING: dict[tuple[str, str], str] = {
     ("POST", "/v1/responses/{response_id}/cancel"): "stops a background response",
     ("POST", "/v1/sweeps/{sweep_id}/promote"): "names the best trial's model",
     ("POST", "/v1/webhooks/openai"): "OpenAI's events about jobs",
+    ("POST", "/v1/evals"): "stores an eval's criteria; its runs are what call models",
+    ("POST", "/v1/evals/{eval_id}"): "renames an eval",
 }
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
 

@@ -137,6 +137,18 @@ def sweep_body(file_id: str) -> dict[str, Any]:
     }
 
 
+def eval_body() -> dict[str, Any]:
+    check = {
+        "type": "string_check",
+        "name": "exact",
+        "input": "{{sample.output_text}}",
+        "reference": "{{item.answer}}",
+        "operation": "eq",
+    }
+    source = {"type": "custom", "item_schema": {"type": "object"}}
+    return {"name": "world", "data_source_config": source, "testing_criteria": [check]}
+
+
 @dataclass
 class World:
     """Org `a` owns one real object of each kind; org `b` owns its own (for list checks)."""
@@ -152,6 +164,7 @@ class World:
     sweep_id: str
     b_file_id: str
     response_id: str  # a stored background response of org `a`
+    eval_id: str
 
 
 def build_world(gateway: Gateway, receiver: HookReceiver) -> World:
@@ -175,6 +188,8 @@ def build_world(gateway: Gateway, receiver: HookReceiver) -> World:
             what="a callback delivery",
         )
         response_id = create_response(client, job["fine_tuned_model"], background=True)
+        made_eval = client.post("/v1/evals", json=eval_body())
+        assert made_eval.status_code == 200, made_eval.text
     with gateway.client(b.admin) as client:
         b_file_id = upload_file(client)
     return World(
@@ -189,4 +204,5 @@ def build_world(gateway: Gateway, receiver: HookReceiver) -> World:
         sweep_id=str(sweep.json()["id"]),
         b_file_id=b_file_id,
         response_id=response_id,
+        eval_id=str(made_eval.json()["id"]),
     )

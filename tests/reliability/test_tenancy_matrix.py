@@ -37,6 +37,7 @@ from tests.reliability.proof_gateway import (
     World,
     build_world,
     create_response,
+    eval_body,
     hook_receiver,
     make_tenant,
     proof_gateway,
@@ -112,6 +113,12 @@ def fresh_response(world: World, client: httpx.Client) -> dict[str, str]:
     return {"response_id": create_response(client, world.model_id)}
 
 
+def fresh_eval(_world: World, client: httpx.Client) -> dict[str, str]:
+    response = client.post("/v1/evals", json=eval_body())
+    assert response.status_code == 200, response.text
+    return {"eval_id": response.json()["id"]}
+
+
 def unknown_model(_world: World, _client: httpx.Client) -> dict[str, str]:
     return {"model_id": "ft:gpt-4o-mini-2024-07-18:nobody::nothing"}
 
@@ -184,6 +191,11 @@ MATRIX: dict[tuple[str, str], Route] = {
     ("POST", "/v1/sweeps/{sweep_id}/promote"): Route(
         "org", MEMBERS, json_body({"alias": "promoted"})
     ),
+    ("POST", "/v1/evals"): Route("org", MEMBERS, lambda _world: {"json": eval_body()}),
+    ("GET", "/v1/evals"): Route("org", MEMBERS),
+    ("GET", "/v1/evals/{eval_id}"): Route("org", MEMBERS),
+    ("POST", "/v1/evals/{eval_id}"): Route("org", MEMBERS, json_body({"name": "renamed"})),
+    ("DELETE", "/v1/evals/{eval_id}"): Route("org", MEMBERS, disposable=fresh_eval),
     ("POST", "/v1/chat/completions"): Route("org", ALL, chat),
     ("POST", "/v1/completions"): Route("org", ALL, legacy),
     ("POST", "/v1/responses"): Route("org", ALL, responses_body),
@@ -270,6 +282,7 @@ def a_ids(world: World) -> dict[str, str]:
         "key_id": world.a.key_ids["member"],
         "sweep_id": world.sweep_id,
         "response_id": world.response_id,
+        "eval_id": world.eval_id,
         "path": "openapi.json",
     }
 
@@ -284,6 +297,7 @@ def never_existed() -> dict[str, str]:
         "key_id": secrets.token_hex(8),
         "sweep_id": "sweep-" + secrets.token_hex(12),
         "response_id": "resp_" + secrets.token_hex(24),
+        "eval_id": "eval_" + secrets.token_hex(12),
     }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.domain.validation import invalid_request
@@ -169,7 +170,23 @@ def _parse(model: type[Any], body: Mapping[str, Any]) -> Any:
         raise invalid_request(failure, _param(failure["loc"])) from None
 
 
-def parse_eval(body: Mapping[str, Any]) -> EvalCreate:
+Body = bytes | Mapping[str, Any]
+
+
+def _object(body: Body) -> Mapping[str, Any]:
+    if not isinstance(body, bytes | bytearray):
+        return body
+    try:
+        parsed = orjson.loads(body or b"{}")
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("The request body is not valid JSON.") from None
+    if not isinstance(parsed, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return parsed
+
+
+def parse_eval(raw: Body) -> EvalCreate:
+    body = _object(raw)
     _refuse_unsupported(body)
     created: EvalCreate = _parse(EvalCreate, body)
     names = [criterion.name for criterion in created.testing_criteria]
@@ -178,14 +195,32 @@ def parse_eval(body: Mapping[str, Any]) -> EvalCreate:
     return created
 
 
-def parse_eval_update(body: Mapping[str, Any]) -> EvalUpdate:
-    updated: EvalUpdate = _parse(EvalUpdate, body)
+def parse_eval_update(body: Body) -> EvalUpdate:
+    updated: EvalUpdate = _parse(EvalUpdate, _object(body))
     return updated
 
 
-def parse_run(body: Mapping[str, Any]) -> RunCreate:
-    run: RunCreate = _parse(RunCreate, body)
+def parse_run(body: Body) -> RunCreate:
+    run: RunCreate = _parse(RunCreate, _object(body))
     return run
+
+
+def response_schema(source: Mapping[str, Any]) -> dict[str, Any]:
+    """OpenAI's `schema` of a custom data source: the item schema under `item`, and the
+    sample's under `sample` when the config asked for it."""
+    properties: dict[str, Any] = {"item": source.get("item_schema", {})}
+    required = ["item"]
+    if source.get("include_sample_schema"):
+        properties["sample"] = SAMPLE_SCHEMA
+        required.append("sample")
+    return {"type": "object", "properties": properties, "required": required}
+
+
+SAMPLE_SCHEMA = {
+    "type": "object",
+    "properties": {"output_text": {"type": "string"}, "model": {"type": "string"}},
+    "required": ["output_text"],
+}
 
 
 def grader_models(created: EvalCreate) -> list[str]:
