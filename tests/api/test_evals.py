@@ -102,6 +102,19 @@ def test_bad_criteria_are_a_400_naming_the_param_and_store_nothing(
     assert list(org.sdk.evals.list()) == []
 
 
+def test_a_grader_model_the_policy_does_not_allow_is_refused(gateway: Gateway) -> None:
+    with tenant(gateway, {"allowed_models": ["gpt-4o"]}) as narrow:
+        with pytest.raises(openai.BadRequestError) as caught:
+            narrow.sdk.evals.create(data_source_config=SOURCE, testing_criteria=CRITERIA)
+        error = caught.value.body
+        assert isinstance(error, dict) and error["param"] == "testing_criteria[2].model"
+        assert "gpt-4o-mini" in error["message"] and error["code"] == "model_not_found"
+        assert list(narrow.sdk.evals.list()) == []
+        judge = {**CRITERIA[2], "model": "gpt-4o"}
+        made = narrow.sdk.evals.create(data_source_config=SOURCE, testing_criteria=[judge])
+        assert made.testing_criteria[0].model == "gpt-4o"  # type: ignore[union-attr]
+
+
 def test_another_orgs_eval_is_unknown(gateway: Gateway, org: Tenant) -> None:
     made = org.sdk.evals.create(data_source_config=SOURCE, testing_criteria=CRITERIA[:1])
     with tenant(gateway) as other:

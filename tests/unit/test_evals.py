@@ -43,7 +43,7 @@ def test_an_eval_body_in_openais_shape_parses() -> None:
     }
     created = parse_eval(_eval(CHECK, judge))
     assert [c.name for c in created.testing_criteria] == ["exact", "judge"]
-    assert grader_models(created) == ["gpt-4o-mini"]
+    assert grader_models(created) == [("testing_criteria[1].model", "gpt-4o-mini")]
 
 
 @pytest.mark.parametrize(

@@ -223,6 +223,10 @@ SAMPLE_SCHEMA = {
 }
 
 
-def grader_models(created: EvalCreate) -> list[str]:
-    """The models the eval's model graders call, each of which the org's policy must allow."""
-    return [c.model for c in created.testing_criteria if isinstance(c, GRADER_MODELS)]
+def grader_models(created: EvalCreate) -> list[tuple[str, str]]:
+    """(param, model) of each model grader: the org's policy must route every one."""
+    return [
+        (f"testing_criteria[{index}].model", c.model)
+        for index, c in enumerate(created.testing_criteria)
+        if isinstance(c, GRADER_MODELS)
+    ]

@@ -8,12 +8,15 @@ from typing import Any, Literal
 
 from service.domain.evals.request import (
     Body,
+    EvalCreate,
+    grader_models,
     parse_eval,
     parse_eval_update,
     response_schema,
 )
+from service.domain.inference.request import route_model
 from service.domain.tenancy.access import Principal
-from service.errors import NotFound
+from service.errors import InvalidRequest, NotFound
 from service.ids import new_id
 from service.operations.context import Context
 from service.store.evals import EvalRecord
@@ -36,8 +39,21 @@ def eval_json(record: EvalRecord) -> dict[str, Any]:
     }
 
 
+async def check_graders(ctx: Context, principal: Principal, created: EvalCreate) -> None:
+    """A model grader's model must route for the org as a proxied call would (its policy's
+    allowed models, its own tuned models and aliases), or the eval is refused up front."""
+    view = await ctx.store.models.caller(principal.key_id or "")
+    if view is None:
+        return
+    for param, model in grader_models(created):
+        if route_model(model, view.org.policy, view.models, view.aliases) is None:
+            message = f"The grader model '{model}' is not available to this org (see its policy)."
+            raise InvalidRequest(message, param=param, code="model_not_found")
+
+
 async def create_eval(ctx: Context, principal: Principal, body: Body) -> EvalRecord:
     created = parse_eval(body)
+    await check_graders(ctx, principal, created)
     now = time.time()
     record = EvalRecord(
         id=new_id("eval_"),
