@@ -121,6 +121,17 @@ def cmd_create_org(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reclaim_orphans(args: argparse.Namespace) -> int:
+    from service.operations.context import Context
+    from service.operations.datasets.orphans import reclaim_orphans
+
+    settings = _settings_with_logging()  # each deletion logged to stderr, the count to stdout
+    grace = args.grace_seconds
+    removed = _admin(lambda store: reclaim_orphans(Context(settings, store), grace=grace))
+    print(json.dumps({"orphan_objects_deleted": removed}))
+    return 0
+
+
 def cmd_create_key(args: argparse.Namespace) -> int:
     from service.operations.tenancy.orgs import create_key
 
@@ -179,7 +190,7 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...] | None] = {
     "worker": None,
     "sandbox-upstream": ("openai_api_key", "log_format", "log_level"),
     "validate": (),
-    "admin": ("redis_url", "redis_namespace"),
+    "admin": ("redis_url", "redis_namespace", "storage_url", "data_dir", "log_format", "log_level"),
     "openapi": (),
     "health": ("redis_url", "redis_namespace", "port"),
 }
@@ -211,6 +222,14 @@ def _command(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     return parser
+
+
+def _grace(value: str) -> float:
+    """An upload in flight is younger than ten minutes (its part file is written as it goes)."""
+    seconds = float(value)
+    if seconds < 600:
+        raise argparse.ArgumentTypeError("at least 600 seconds, or uploads in flight are swept")
+    return seconds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -261,6 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
     create_key.add_argument("--role", required=True, choices=["admin", "member", "inference"])
     create_key.add_argument("--name", default="cli")
     create_key.set_defaults(func=cmd_create_key)
+    reclaim = admin_sub.add_parser(
+        "reclaim-orphans", help="delete stored objects no file record keeps, past the grace"
+    )
+    reclaim.add_argument("--grace-seconds", type=_grace, default=3600, help="at least 600")
+    reclaim.set_defaults(func=cmd_reclaim_orphans)
     health = _command(sub, "health", "exit 0 when this container's role is healthy")
     health.add_argument(
         "--role",
