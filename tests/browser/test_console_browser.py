@@ -151,3 +151,49 @@ def test_another_orgs_ids_are_404_pages_and_forms_need_their_csrf_token(
     assert refused.status == 403
     time.sleep(0)  # the session is still there: the refused sign-out changed nothing
     assert page.goto(f"{gateway.url}/console/jobs").status == 200
+
+
+def test_a_sweeps_trials_beside_its_chart_and_the_best_promoted(
+    page: Any, gateway: Gateway
+) -> None:
+    _, key = org_with_key(gateway, "member")
+    with OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0) as sdk:
+        train, valid = (
+            sdk.files.create(
+                file=(name, chat_jsonl(20, salt=secrets.token_hex(4))), purpose="fine-tune"
+            ).id
+            for name in ("train.jsonl", "valid.jsonl")
+        )
+    body = {
+        "model": "gpt-4o-mini",
+        "training_file": train,
+        "validation_file": valid,
+        "search": {"type": "grid"},
+        "space": {"learning_rate_multiplier": [0.3, 1.0]},
+        "seed": 7,
+    }
+    with gateway.client(key) as api:
+        created = api.post("/v1/sweeps", json=body)
+        assert created.status_code == 200, created.text
+        sweep_id = created.json()["id"]
+    sign_in(page, gateway.url, key)
+    page.get_by_role("link", name="Sweeps").click()
+    page.shots.take("sweeps")
+    page.get_by_role("link", name=sweep_id).click()
+    page.shots.take("sweep-running")
+
+    def ended() -> bool:
+        page.reload()
+        return page.text_content("#sweep-status") in ("succeeded", "failed", "cancelled")
+
+    wait_for(ended, timeout=180, interval=1.0, what=f"{sweep_id} to end")
+    assert page.text_content("#sweep-status") == "succeeded"
+    assert "★ best" in page.content()
+    page.get_by_label("Alias").fill("web-best")
+    page.get_by_role("button", name="Promote").click()
+    page.shots.take("sweep-promoted")
+    assert "web-best" in (page.text_content("#promoted") or "")
+    with gateway.client(key) as api:
+        alias = api.get("/v1/aliases/web-best").json()
+        sweep = api.get(f"/v1/sweeps/{sweep_id}").json()
+    assert alias["model"] == sweep["best_trial"]["fine_tuned_model"]

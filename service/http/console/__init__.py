@@ -15,6 +15,7 @@ from service.http.console.datasets import DatasetPages
 from service.http.console.jobs import JobPages
 from service.http.console.operator import OperatorPages
 from service.http.console.signin import SignInController
+from service.http.console.sweeps import SweepPages
 
 HERE = Path(__file__).resolve().parent
 HTMX = "htmx-2.0.4.min.js"
@@ -31,7 +32,8 @@ async def static_htmx() -> File:
     )
 
 
-CONSOLE_HANDLERS: list[Any] = [SignInController, JobPages, DatasetPages, OperatorPages, static_htmx]
+CONSOLE_HANDLERS: list[Any] = [SignInController, JobPages, DatasetPages, SweepPages]
+CONSOLE_HANDLERS += [OperatorPages, static_htmx]
 
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:
