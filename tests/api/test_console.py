@@ -159,3 +159,44 @@ def test_the_operator_creates_a_key_shown_once_and_revokes_it(gateway: Gateway, 
             data={"csrf_token": token, "policy": '{"pii": "sometimes"}'},
         )
         assert bad.status_code == 400 and "pii" in bad.text
+
+
+def test_usage_audit_and_aliases_pages(gateway: Gateway) -> None:
+    with tenant(gateway, role="admin") as admin:
+        chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+        assert admin.sdk.chat.completions.create(**chat).choices  # type: ignore[call-overload]
+        with sign_in(gateway, admin.key) as client:
+            usage = client.get("/console/usage", params={"group": "model"})
+            assert usage.status_code == 200 and "gpt-4o-mini" in usage.text
+            exported = client.get("/console/usage.csv", params={"group": "model"})
+            assert exported.headers["content-type"].startswith("text/csv")
+            header, *rows = exported.text.strip().splitlines()
+            assert header.startswith("day,model,key_id,requests")
+            assert any(",gpt-4o-mini," in row and ",1," in row for row in rows), rows
+            audit = client.get("/console/audit", params={"action": "console"})
+            assert audit.status_code == 200 and "console.sign_in" in audit.text
+            jsonl = client.get("/console/audit/export", params={"action": "console"}).text
+            assert '"action":"console.sign_in"' in jsonl
+            token = session_csrf(client, "/console/models")
+            put = client.post(
+                "/console/models/aliases",
+                data={"csrf_token": token, "name": "web", "model": "gpt-4o-mini"},
+            )
+            assert put.status_code == 303
+            with gateway.client(admin.key) as api:
+                assert api.get("/v1/aliases/web").json()["model"] == "gpt-4o-mini"
+                bad = client.post(
+                    "/console/models/aliases",
+                    data={"csrf_token": token, "name": "web2", "model": "web"},
+                )
+                assert bad.status_code == 400 and "text/html" in bad.headers["content-type"]
+                assert "not another alias" in bad.text
+                gone = client.post(
+                    "/console/models/aliases/delete", data={"csrf_token": token, "name": "web"}
+                )
+                assert gone.status_code == 303
+                assert api.get("/v1/aliases/web").status_code == 404
+        _, member = gateway.create_key(admin.org_id, "member")
+        with sign_in(gateway, member) as client:
+            assert client.get("/console/audit").status_code == 403
+            assert client.get("/console/usage").status_code == 200

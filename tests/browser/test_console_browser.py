@@ -44,6 +44,16 @@ def test_each_role_signs_in_and_no_key_reaches_the_browser(page: Any, gateway: G
         jobs_link = page.get_by_role("link", name="Jobs")
         assert jobs_link.count() == (0 if role == "inference" else 1)
         assert_no_secret_in_browser(page, key)
+        if role == "admin":
+            for name, heading in (
+                ("Usage", "Usage, last 30 days"),
+                ("Models", "Models"),
+                ("Audit", "Audit"),
+            ):
+                page.get_by_role("link", name=name, exact=True).click()
+                page.shots.take(name.lower())
+                assert page.get_by_role("heading", name=heading, exact=True).is_visible()
+            assert "console.sign_in" in page.content()  # the audit page shows this sign-in
         page.get_by_role("button", name="Sign out").click()
         page.wait_for_url(re.compile(r".*/console/sign-in$"))
         assert "tg_console" not in {cookie["name"] for cookie in page.context.cookies()}

@@ -13,7 +13,9 @@ from litestar.template.config import TemplateConfig
 
 from service.http.console.datasets import DatasetPages
 from service.http.console.jobs import JobPages
+from service.http.console.models import ModelPages
 from service.http.console.operator import OperatorPages
+from service.http.console.reports import ReportPages
 from service.http.console.signin import SignInController
 from service.http.console.sweeps import SweepPages
 
@@ -33,7 +35,7 @@ async def static_htmx() -> File:
 
 
 CONSOLE_HANDLERS: list[Any] = [SignInController, JobPages, DatasetPages, SweepPages]
-CONSOLE_HANDLERS += [OperatorPages, static_htmx]
+CONSOLE_HANDLERS += [ModelPages, ReportPages, OperatorPages, static_htmx]
 
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:
