@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get
@@ -19,7 +18,7 @@ from service.http.auth import context_of, principal_of
 from service.http.console.session import EXCEPTION_HANDLERS, page, require_session
 from service.ids import is_stream_id
 from service.operations.inference.usage import UsageTotal, date_range, usage_report
-from service.operations.tenancy.audit import list_audit
+from service.operations.tenancy.audit import export_audit, list_audit
 from service.store.tenancy.audit import AuditFilter
 
 GROUPS = ("day", "model", "key")
@@ -118,11 +117,6 @@ class ReportPages(Controller):
         action: Text = None,
     ) -> Stream:
         org_id = principal_of(request).org_id or ""
-        events = context_of(request).store.audit.export(org_id, _filters(since, until, action))
-
-        async def lines() -> AsyncIterator[bytes]:
-            async for event in events:
-                yield event.model_dump_json().encode() + b"\n"
-
+        lines = export_audit(context_of(request).store, org_id, _filters(since, until, action))
         headers = {"content-disposition": 'attachment; filename="audit.jsonl"'}
-        return Stream(lines(), media_type="application/x-ndjson", headers=headers)
+        return Stream(lines, media_type="application/x-ndjson", headers=headers)

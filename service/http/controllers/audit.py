@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
@@ -14,7 +13,7 @@ from service.errors import InvalidRequest
 from service.http.auth import context_of, principal_of, require_org_key
 from service.http.schemas.common import AuditList, AuditRecord
 from service.ids import is_stream_id
-from service.operations.tenancy.audit import list_audit
+from service.operations.tenancy.audit import export_audit, list_audit
 from service.store.tenancy.audit import AuditFilter
 
 Since = Annotated[float | None, QueryParameter(description="Unix time, inclusive.", ge=0)]
@@ -73,10 +72,5 @@ class AuditController(Controller):
     ) -> Stream:
         org_id = principal_of(request).org_id or ""
         filters = AuditFilter(since=since, until=until, action=action, key_id=key_id)
-        events = context_of(request).store.audit.export(org_id, filters)
-
-        async def lines() -> AsyncIterator[bytes]:
-            async for event in events:
-                yield event.model_dump_json().encode() + b"\n"
-
-        return Stream(lines(), media_type="application/x-ndjson")
+        lines = export_audit(context_of(request).store, org_id, filters)
+        return Stream(lines, media_type="application/x-ndjson")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from service.domain.tenancy.access import Principal
@@ -55,3 +56,9 @@ async def list_audit(
     store: Store, org_id: str, filters: AuditFilter, *, cursor: str | None, limit: int
 ) -> AuditPage:
     return await store.audit.page(org_id, filters, cursor=cursor, limit=limit)
+
+
+async def export_audit(store: Store, org_id: str, filters: AuditFilter) -> AsyncIterator[bytes]:
+    """The org's matching records as JSONL, oldest first, one line at a time."""
+    async for event in store.audit.export(org_id, filters):
+        yield event.model_dump_json().encode() + b"\n"
