@@ -144,6 +144,7 @@ def test_metrics_as_json_csv_and_svg(gateway: Gateway, finished: tuple[Tenant, s
     assert float(rows[0]["train_loss"]) == pytest.approx(as_json["data"][0]["train_loss"])
     assert svg.headers["content-type"].startswith("image/svg+xml")
     assert svg.text.lstrip().startswith("<svg") and "Loss" in svg.text
+    assert "— succeeded</title>" in svg.text and "best " in svg.text  # the job's own chart
 
 
 def test_usage_and_audit_record_the_job(

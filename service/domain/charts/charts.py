@@ -14,6 +14,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from service.domain.charts.annotations import (
+    JobFacts,
+    draw_epochs,
+    draw_marks,
+    empty_reason,
+    epoch_steps,
+    job_subtitle,
+    job_title,
+)
 from service.domain.charts.svg import (
     Axis,
     Frame,
@@ -25,6 +34,7 @@ from service.domain.charts.svg import (
     draw_series,
     legend_entry,
     legend_width,
+    line,
     nice_axis,
     note,
     shorten,
@@ -64,26 +74,56 @@ class Curve:
     id: str
     label: str
     points: Sequence[Point]
+    stopped: bool = False  # stopped early: drawn dashed, crossed at its last point, labelled
 
 
-def render_metrics_svg(rows: Sequence[StepRow], title: str = "Training metrics") -> str:
+def render_metrics_svg(
+    rows: Sequence[StepRow], title: str = "Training metrics", job: JobFacts | None = None
+) -> str:
+    """With `job`, the chart is titled by the job, its step axis spans the whole job, its loss
+    axis starts at zero and its accuracy axis is 0 to 1 (so neither moves as steps arrive),
+    epochs are marked, and the best and final values of the curve that matters are ringed."""
     loss_frame, accuracy_frame = Frame(90, 96, 760, 210), Frame(90, 368, 760, 210)
     present = [s for s in _SERIES if _column(rows, s.loss) or _column(rows, s.accuracy)]
-    x = _step_axis(row.step for row in rows)
-    loss = Panel(loss_frame, x, nice_axis(_values(rows, [s.loss for s in present])))
+    total = job.total_steps if job is not None and job.total_steps else 0
+    x = _step_axis([*(row.step for row in rows), total])
+    loss_values = _values(rows, [s.loss for s in present])
     accuracy_values = _values(rows, [s.accuracy for s in present])
+    if job is not None:
+        loss_values, accuracy_values = [0.0, *loss_values], [0.0, 1.0]
+    loss = Panel(loss_frame, x, nice_axis(loss_values))
     accuracy = Panel(accuracy_frame, x, nice_axis(accuracy_values, bounds=(0.0, 1.0)))
     parts = draw_grid(loss, "Loss", x_labels=False)
     parts += draw_grid(accuracy, "Token accuracy", x_labels=True)
     parts.append(caption(accuracy_frame.left + accuracy_frame.width / 2, 622, "Step"))
+    epochs = epoch_steps(job)
+    parts += draw_epochs(loss, epochs, labels=True) + draw_epochs(accuracy, epochs, labels=False)
     for series in present:
         parts += draw_series(loss, _points(rows, series.loss), series.colour, width=series.width)
         accuracy_points = _points(rows, series.accuracy)
         parts += draw_series(accuracy, accuracy_points, series.colour, width=series.width)
+    if job is not None and present:
+        parts += _marks(rows, present, loss, accuracy)
     if not present:
-        parts += [note(loss_frame, EMPTY), note(accuracy_frame, EMPTY)]
-    parts += _legend_row([(series.name, series.colour) for series in present], y=66)
-    return document(METRICS_WIDTH, 650, title, parts)
+        empty = empty_reason(job.status) if job is not None else EMPTY
+        parts += [note(loss_frame, empty), note(accuracy_frame, empty)]
+    parts += _legend_row([(series.name, series.colour) for series in present], y=80)
+    if job is None:
+        return document(METRICS_WIDTH, 650, title, parts)
+    return document(METRICS_WIDTH, 650, job_title(job), parts, subtitle=job_subtitle(job))
+
+
+def _marks(
+    rows: Sequence[StepRow], present: Sequence[_Series], loss: Panel, accuracy: Panel
+) -> list[str]:
+    """Best and final of the last series drawn with values (validation over training)."""
+    parts: list[str] = []
+    for panel, field, lower in ((loss, "loss", True), (accuracy, "accuracy", False)):
+        chosen = [s for s in present if _column(rows, getattr(s, field))]
+        if chosen:
+            points = _points(rows, getattr(chosen[-1], field))
+            parts += draw_marks(panel, points, lower_is_better=lower, frame=panel.frame)
+    return parts
 
 
 def render_curves_svg(
@@ -103,11 +143,27 @@ def render_curves_svg(
     for curve in sorted(series, key=lambda curve: curve.id == highlight):  # the best on top
         width, opacity = (3.5, 1.0) if curve.id == highlight else (2.0, 0.7)
         colour = colours[curve.id]
-        parts += draw_series(panel, curve.points, colour, width=width, opacity=opacity, dots=False)
+        dash = "6 4" if curve.stopped else None
+        parts += draw_series(
+            panel, curve.points, colour, width=width, opacity=opacity, dots=False, dash=dash
+        )
+        if curve.stopped:
+            parts += _stop_cross(panel, curve.points, colour)
     if not any(value is not None for _, value in points):
         parts.append(note(frame, "No validation results yet"))
     parts += _legend_column(series, highlight, colours, left=frame.right + 32, top=frame.top + 6)
     return document(CURVES_WIDTH, 520, title, parts)
+
+
+def _stop_cross(panel: Panel, points: Sequence[Point], colour: str) -> list[str]:
+    present = [(x, y) for x, y in points if y is not None]
+    if not present:
+        return []
+    cx, cy = panel.at(*max(present))
+    return [
+        line(cx - 6, cy - 6, cx + 6, cy + 6, colour, width=2.5),
+        line(cx - 6, cy + 6, cx + 6, cy - 6, colour, width=2.5),
+    ]
 
 
 def _step_axis(steps: Iterable[float]) -> Axis:
@@ -133,7 +189,8 @@ def _legend_column(
         parts.append(legend_entry(left, y + 22, label, colours[curve.id], width=4.0, bold=True))
         y += 56
     for curve in others[:LEGEND_LIMIT]:
-        parts.append(legend_entry(left, y, shorten(curve.label, LABEL_LIMIT), colours[curve.id]))
+        label = shorten(curve.label, LABEL_LIMIT) + (" (stopped)" if curve.stopped else "")
+        parts.append(legend_entry(left, y, label, colours[curve.id]))
         y += 22
     if len(others) > LEGEND_LIMIT:
         parts.append(caption(left, y, f"+{len(others) - LEGEND_LIMIT} more", anchor="start"))

@@ -123,15 +123,15 @@ def draw_grid(panel: Panel, y_label: str, x_labels: bool) -> list[str]:
     f, parts = panel.frame, []
     for tick in panel.y.ticks:
         y = panel.y.scale(tick, f.bottom, f.top)
-        parts.append(_line(f.left, y, f.right, y, GRID))
-        parts.append(_text(f.left - 8, y + 4, panel.y.label(tick), anchor="end", size=12))
+        parts.append(line(f.left, y, f.right, y, GRID))
+        parts.append(draw_text(f.left - 8, y + 4, panel.y.label(tick), anchor="end", size=12))
     for tick in panel.x.ticks:
         x = panel.x.scale(tick, f.left, f.right)
-        parts.append(_line(x, f.top, x, f.bottom, GRID))
+        parts.append(line(x, f.top, x, f.bottom, GRID))
         if x_labels:
-            parts.append(_text(x, f.bottom + 18, panel.x.label(tick), anchor="middle", size=12))
-    parts.append(_line(f.left, f.bottom, f.right, f.bottom, AXIS))
-    parts.append(_line(f.left, f.top, f.left, f.bottom, AXIS))
+            parts.append(draw_text(x, f.bottom + 18, panel.x.label(tick), anchor="middle", size=12))
+    parts.append(line(f.left, f.bottom, f.right, f.bottom, AXIS))
+    parts.append(line(f.left, f.top, f.left, f.bottom, AXIS))
     middle = f.top + f.height / 2
     parts.append(
         f'<text x="{f.left - 58:.1f}" y="{middle:.1f}" transform="rotate(-90 {f.left - 58:.1f} '
@@ -148,12 +148,14 @@ def draw_series(
     width: float = 2.0,
     opacity: float = 1.0,
     dots: bool | None = None,
+    dash: str | None = None,
 ) -> list[str]:
     """A line broken at gaps; lone points, and every point of a short series, as dots."""
     segments = _segments(points)
     if dots is None:
         dots = sum(len(segment) for segment in segments) <= MARKER_LIMIT
     style = f'stroke="{colour}" stroke-width="{width}" stroke-opacity="{opacity}"'
+    style += f' stroke-dasharray="{dash}"' if dash else ""
     parts = []
     for segment in segments:
         xy = [panel.at(x, y) for x, y in segment]
@@ -193,8 +195,8 @@ def _segments(points: Sequence[Point]) -> list[list[tuple[float, float]]]:
 def legend_entry(
     x: float, y: float, label: str, colour: str, *, width: float = 3.0, bold: bool = False
 ) -> str:
-    swatch = _line(x, y - 4, x + 22, y - 4, colour, width=width)
-    return swatch + _text(x + 28, y, label, anchor="start", size=13, fill=INK, bold=bold)
+    swatch = line(x, y - 4, x + 22, y - 4, colour, width=width)
+    return swatch + draw_text(x + 28, y, label, anchor="start", size=13, fill=INK, bold=bold)
 
 
 def legend_width(label: str) -> float:
@@ -202,7 +204,9 @@ def legend_width(label: str) -> float:
     return 28 + 7.5 * len(label)
 
 
-def document(width: int, height: int, title: str, body: Iterable[str]) -> str:
+def document(
+    width: int, height: int, title: str, body: Iterable[str], subtitle: str | None = None
+) -> str:
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
@@ -212,27 +216,38 @@ def document(width: int, height: int, title: str, body: Iterable[str]) -> str:
         f'<text x="{width / 2:.1f}" y="34" text-anchor="middle" font-size="20" '
         f'font-weight="600" fill="{INK}">{text(shorten(title, 90))}</text>'
     )
+    if subtitle:
+        head += draw_text(width / 2, 56, shorten(subtitle, 120), anchor="middle", size=13)
     return head + "".join(body) + "</svg>\n"
 
 
 def caption(x: float, y: float, content: str, *, anchor: str = "middle") -> str:
-    return _text(x, y, content, anchor=anchor, size=13)
+    return draw_text(x, y, content, anchor=anchor, size=13)
 
 
 def note(frame: Frame, message: str) -> str:
     """A message in the middle of an empty panel."""
     x, y = frame.left + frame.width / 2, frame.top + frame.height / 2
-    return _text(x, y, message, anchor="middle", size=15)
+    return draw_text(x, y, message, anchor="middle", size=15)
 
 
-def _line(x1: float, y1: float, x2: float, y2: float, colour: str, width: float = 1.0) -> str:
+def line(
+    x1: float,
+    y1: float,
+    x2: float,
+    y2: float,
+    colour: str,
+    width: float = 1.0,
+    dash: str | None = None,
+) -> str:
+    dashed = f' stroke-dasharray="{dash}"' if dash else ""
     return (
         f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
-        f'stroke="{colour}" stroke-width="{width}"/>'
+        f'stroke="{colour}" stroke-width="{width}"{dashed}/>'
     )
 
 
-def _text(
+def draw_text(
     x: float,
     y: float,
     content: str,

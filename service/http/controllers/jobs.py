@@ -8,7 +8,6 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import MultiDict
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
-from service.domain.charts.charts import render_metrics_svg
 from service.domain.jobs.metrics import metrics_csv, metrics_json
 from service.domain.jobs.request import JobRequest
 from service.domain.jobs.states import JobEvent
@@ -172,6 +171,5 @@ class JobsController(Controller):
     async def job_metrics_svg(
         self, request: Request[Any, Any, Any], job_id: FromPath[str]
     ) -> Response[str]:
-        rows, _ = await job_views.job_metrics(context_of(request), principal_of(request), job_id)
-        svg = render_metrics_svg(rows, title=f"Fine-tuning job {job_id}")
+        svg = await job_views.job_chart(context_of(request), principal_of(request), job_id)
         return Response(svg, media_type="image/svg+xml")

@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any, TypeVar
 
+from service.domain.charts.annotations import JobFacts
+from service.domain.charts.charts import render_metrics_svg
 from service.domain.jobs.metrics import (
     StepRow,
     merge_rows,
@@ -137,6 +139,21 @@ async def job_metrics(
     the checkpoints' (the only `full_valid_*` values); and the total step count."""
     await get_job(ctx, principal, job_id)
     return await stored_metrics(ctx, job_id)
+
+
+async def job_chart(ctx: Context, principal: Principal, job_id: str) -> str:
+    """The job's loss and accuracy chart as SVG, titled by the job and spanning all its steps;
+    the API's `metrics.svg` and the console draw the same one."""
+    record = await get_job(ctx, principal, job_id)
+    rows, total = await stored_metrics(ctx, job_id)
+    facts = JobFacts(
+        model=record.request["model"],
+        status=public_status(record.state),
+        suffix=record.request.get("suffix"),
+        hyperparameters=hyperparameters(record),
+        total_steps=total,
+    )
+    return render_metrics_svg(rows, job=facts)
 
 
 async def stored_metrics(ctx: Context, job_id: str) -> tuple[list[StepRow], int | None]:

@@ -209,6 +209,7 @@ def sweep_chart(record: SweepRecord, trials: list[Trial]) -> str:
             id=str(trial.record.index),
             label=f"#{trial.record.index} {_label(trial.record.hyperparameters)}",
             points=objective_curve(trial.rows, request.objective),
+            stopped=trial.record.stopped is not None,
         )
         for trial in trials
         if trial.job is not None
