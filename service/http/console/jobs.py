@@ -11,7 +11,6 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
-from service.domain.charts.charts import render_metrics_svg
 from service.domain.jobs.states import JobEvent
 from service.domain.tenancy.access import Capability
 from service.http.auth import context_of, principal_of
@@ -80,9 +79,7 @@ class JobPages(Controller):
     async def job_chart(
         self, request: Request[Any, Any, Any], job_id: FromPath[str]
     ) -> Response[str]:
-        ctx, principal = context_of(request), principal_of(request)
-        rows, _ = await job_views.job_metrics(ctx, principal, job_id)
-        svg = render_metrics_svg(rows, title=f"Fine-tuning job {job_id}")
+        svg = await job_views.job_chart(context_of(request), principal_of(request), job_id)
         return Response(svg, media_type="image/svg+xml", headers={"cache-control": "no-store"})
 
     @post(
