@@ -147,8 +147,13 @@ def user_hash_key(settings: Settings) -> bytes:
 
 async def open_call(call: Call, token: str, raw: bytes) -> Prepared:
     """Everything before the upstream call; raises the error that refuses it."""
+    return await open_call_as(call, await caller_view(call.ctx, token), raw)
+
+
+async def open_call_as(call: Call, view: CallerView, raw: bytes) -> Prepared:
+    """`open_call` for a caller already known: an eval run's key, in a worker."""
     ctx = call.ctx
-    view = call.view = await caller_view(ctx, token)
+    call.view = view
     body = parse_body(raw, call.api)
     call.requested = body["model"]
     policy = view.org.policy
