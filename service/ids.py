@@ -31,6 +31,8 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "job": _ours("ftjob-"),
     "sweep": _ours("sweep-"),
     "eval": _ours("eval_"),
+    "run": _ours("evalrun_"),
+    "output_item": _ours("outputitem_"),
     "org": _ours("org_"),
     "key": re.compile(r"[0-9a-f]{16}"),
     "model": re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,255}"),

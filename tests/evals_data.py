@@ -4,7 +4,30 @@ and unrelated items share no word with any of them."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
+
+SOURCE: Any = {
+    "type": "custom",
+    "item_schema": {"type": "object", "properties": {"question": {"type": "string"}}},
+    "include_sample_schema": True,
+}
+EXACT: Any = {
+    "type": "string_check",
+    "name": "exact",
+    "input": "{{sample.output_text}}",
+    "reference": "{{item.answer}}",
+    "operation": "eq",
+}
+CLOSE: Any = {
+    "type": "text_similarity",
+    "name": "close",
+    "input": "{{sample.output_text}}",
+    "reference": "{{item.answer}}",
+    "evaluation_metric": "rouge_l",
+    "pass_threshold": 0.8,
+}
 
 TOPICS = [
     ("reset my password", "Open Settings, then Security, then Reset password."),

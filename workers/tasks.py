@@ -5,6 +5,7 @@ from __future__ import annotations
 from service.operations import maintenance
 from service.operations.context import Context
 from service.operations.datasets import uploads
+from service.operations.evals import runner as eval_runner
 from service.operations.jobs import cycle as job_cycle
 from service.operations.jobs import runner as job_runner
 from service.operations.sweeps import runner as sweep_runner
@@ -48,3 +49,7 @@ def deliver_webhook(delivery_id: str) -> str:
 
 def advance_due_sweeps() -> int:
     return run_operation(sweep_runner.advance_due_sweeps)
+
+
+def run_eval(run_id: str) -> str:
+    return run_operation(lambda ctx: eval_runner.execute_run(ctx, run_id))

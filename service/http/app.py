@@ -19,6 +19,7 @@ from service.http.controllers.audit import AuditController
 from service.http.controllers.budgets import AdminBudgetsController, BudgetController
 from service.http.controllers.datasets import FilesController
 from service.http.controllers.docs import SWAGGER, DocsController
+from service.http.controllers.eval_runs import EvalRunsController
 from service.http.controllers.evals import EvalsController
 from service.http.controllers.health import HealthController
 from service.http.controllers.inference import InferenceController
@@ -42,7 +43,7 @@ ROUTE_HANDLERS += [InferenceController, ModelsController, AliasesController, Usa
 ROUTE_HANDLERS += [JobsController, OpenAIWebhookController, WebhookDeliveriesController]
 ROUTE_HANDLERS += [SweepsController, DocsController]
 ROUTE_HANDLERS += [BudgetController, AdminBudgetsController]
-ROUTE_HANDLERS += [EvalsController]
+ROUTE_HANDLERS += [EvalsController, EvalRunsController]
 ROUTE_HANDLERS += CONSOLE_HANDLERS
 
 

@@ -17,7 +17,7 @@ from litestar.handlers.base import BaseRouteHandler
 from service.errors import TunegateError
 from service.ids import is_valid
 from service.operations.datasets import files
-from service.operations.evals import evals
+from service.operations.evals import evals, runs
 from service.operations.inference import models, proxy
 from service.operations.jobs import views as job_views
 from service.operations.sweeps import views as sweep_views
@@ -40,6 +40,8 @@ PATH_IDS: dict[str, tuple[str, Refusal]] = {
     "job_id": ("job", _unknown(job_views.job_not_found)),
     "sweep_id": ("sweep", _unknown(sweep_views.sweep_not_found)),
     "eval_id": ("eval", _unknown(evals.eval_not_found)),
+    "run_id": ("run", _unknown(runs.run_not_found)),
+    "output_item_id": ("output_item", _unknown(runs.output_item_not_found)),
     "org_id": ("org", _unknown(tenancy.org_not_found)),
     "key_id": ("key", _unknown(tenancy.key_not_found)),
     "model_id": ("model", _unknown(models.model_not_found)),

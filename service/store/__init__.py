@@ -11,7 +11,7 @@ from service.store.base import close_redis, connect_redis
 from service.store.budgets import BudgetRepository
 from service.store.datasets.copies import CopyRepository
 from service.store.datasets.files import FileRepository
-from service.store.evals import EvalRepository
+from service.store.evals import EvalRepository, RunRepository
 from service.store.inference.models import VIEW_TTL_SECONDS, ModelRepository
 from service.store.inference.ratelimit import RateLimitRepository
 from service.store.inference.responses import ResponseRepository
@@ -44,6 +44,7 @@ class Store:
         self.webhooks = WebhookRepository(self.redis)
         self.sweeps = SweepRepository(self.redis)
         self.evals = EvalRepository(self.redis)
+        self.eval_runs = RunRepository(self.redis)
         self.budgets = BudgetRepository(self.redis)
         self.upstream_rate = UpstreamRateRepository(self.redis)
         self.sessions = SessionRepository(self.redis)

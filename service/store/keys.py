@@ -232,6 +232,26 @@ def org_evals(org_id: str) -> str:
     return f"{PREFIX}org:{org_id}:evals"
 
 
+def eval_run(run_id: str) -> str:
+    """An eval run: its data source, status and totals."""
+    return f"{PREFIX}evalrun:{run_id}"
+
+
+def eval_runs(eval_id: str) -> str:
+    """An eval's runs, scored by creation time."""
+    return f"{PREFIX}eval:{eval_id}:runs"
+
+
+def eval_run_samples(run_id: str) -> str:
+    """A run's samples by item index, each written once, as soon as the model answered."""
+    return f"{PREFIX}evalrun:{run_id}:samples"
+
+
+def eval_run_items(run_id: str) -> str:
+    """A run's output items (sample and grades) by item index."""
+    return f"{PREFIX}evalrun:{run_id}:items"
+
+
 def sweeps_due() -> str:
     """Sweeps a worker should advance, scored by when."""
     return f"{PREFIX}sweeps:due"

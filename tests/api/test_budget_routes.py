@@ -39,8 +39,16 @@ NON_COSTING: dict[tuple[str, str], str] = {
     ("POST", "/v1/webhooks/openai"): "OpenAI's events about jobs",
     ("POST", "/v1/evals"): "stores an eval's criteria; its runs are what call models",
     ("POST", "/v1/evals/{eval_id}"): "renames an eval",
+    ("POST", "/v1/evals/{eval_id}/runs/{run_id}/cancel"): "stops spending",
 }
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+
+
+ID_PREFIXES = {"eval_id": "eval_", "run_id": "evalrun_"}  # OpenAI's own prefixes
+
+
+def id_prefix(param: str) -> str:
+    return ID_PREFIXES.get(param, f"{param[:-3]}-")
 
 
 def routes() -> list[tuple[str, str]]:
@@ -85,7 +93,7 @@ def test_every_costing_route_refuses_an_org_whose_budget_is_spent(gateway: Gatew
         before = len(gateway.upstream_requests())
         with gateway.client(org.key) as client:
             for method, path in costing:
-                url = re.sub(r"\{(\w+)\}", lambda m: new_id(f"{m.group(1)[:-3]}-"), path)
+                url = re.sub(r"\{(\w+)\}", lambda m: new_id(id_prefix(m.group(1))), path)
                 response = client.request(method, url, json=body_for(path, training, validation))
                 error = response.json().get("error") or {}
                 assert error.get("code") == "insufficient_quota", (

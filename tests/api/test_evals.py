@@ -11,30 +11,13 @@ import pytest
 
 from tests.api.conftest import Gateway
 from tests.api.jobs_helpers import Tenant, tenant
+from tests.evals_data import CLOSE, EXACT, SOURCE
 
 # The SDK warns that OpenAI's own Evals API is being retired; tunegate serves the shape itself.
 pytestmark = pytest.mark.filterwarnings("ignore:The Evals API is deprecated:DeprecationWarning")
-SOURCE: Any = {
-    "type": "custom",
-    "item_schema": {"type": "object", "properties": {"question": {"type": "string"}}},
-    "include_sample_schema": True,
-}
 CRITERIA: Any = [
-    {
-        "type": "string_check",
-        "name": "exact",
-        "input": "{{sample.output_text}}",
-        "reference": "{{item.answer}}",
-        "operation": "eq",
-    },
-    {
-        "type": "text_similarity",
-        "name": "close",
-        "input": "{{sample.output_text}}",
-        "reference": "{{item.answer}}",
-        "evaluation_metric": "rouge_l",
-        "pass_threshold": 0.6,
-    },
+    EXACT,
+    {**CLOSE, "pass_threshold": 0.6},
     {
         "type": "score_model",
         "name": "judge",

@@ -149,6 +149,12 @@ def eval_body() -> dict[str, Any]:
     return {"name": "world", "data_source_config": source, "testing_criteria": [check]}
 
 
+def run_body() -> dict[str, Any]:
+    """A run that grades answers given inline (no model sampled)."""
+    rows = [{"item": {"answer": "hi"}, "sample": {"output_text": "hi"}}]
+    return {"data_source": {"type": "jsonl", "source": {"type": "file_content", "content": rows}}}
+
+
 @dataclass
 class World:
     """Org `a` owns one real object of each kind; org `b` owns its own (for list checks)."""
@@ -165,6 +171,8 @@ class World:
     b_file_id: str
     response_id: str  # a stored background response of org `a`
     eval_id: str
+    run_id: str
+    output_item_id: str
 
 
 def build_world(gateway: Gateway, receiver: HookReceiver) -> World:
@@ -190,6 +198,14 @@ def build_world(gateway: Gateway, receiver: HookReceiver) -> World:
         response_id = create_response(client, job["fine_tuned_model"], background=True)
         made_eval = client.post("/v1/evals", json=eval_body())
         assert made_eval.status_code == 200, made_eval.text
+        runs = f"/v1/evals/{made_eval.json()['id']}/runs"
+        run = client.post(runs, json=run_body())
+        assert run.status_code == 200, run.text
+        output_items = wait_for(
+            lambda: client.get(f"{runs}/{run.json()['id']}/output_items").json()["data"],
+            timeout=30,
+            what="an eval run's output item",
+        )
     with gateway.client(b.admin) as client:
         b_file_id = upload_file(client)
     return World(
@@ -205,4 +221,6 @@ def build_world(gateway: Gateway, receiver: HookReceiver) -> World:
         b_file_id=b_file_id,
         response_id=response_id,
         eval_id=str(made_eval.json()["id"]),
+        run_id=str(run.json()["id"]),
+        output_item_id=str(output_items[0]["id"]),
     )

@@ -41,6 +41,7 @@ from tests.reliability.proof_gateway import (
     hook_receiver,
     make_tenant,
     proof_gateway,
+    run_body,
     sweep_body,
 )
 
@@ -117,6 +118,12 @@ def fresh_eval(_world: World, client: httpx.Client) -> dict[str, str]:
     response = client.post("/v1/evals", json=eval_body())
     assert response.status_code == 200, response.text
     return {"eval_id": response.json()["id"]}
+
+
+def fresh_run(world: World, client: httpx.Client) -> dict[str, str]:
+    response = client.post(f"/v1/evals/{world.eval_id}/runs", json=run_body())
+    assert response.status_code == 200, response.text
+    return {"run_id": response.json()["id"]}
 
 
 def unknown_model(_world: World, _client: httpx.Client) -> dict[str, str]:
@@ -196,6 +203,15 @@ MATRIX: dict[tuple[str, str], Route] = {
     ("GET", "/v1/evals/{eval_id}"): Route("org", MEMBERS),
     ("POST", "/v1/evals/{eval_id}"): Route("org", MEMBERS, json_body({"name": "renamed"})),
     ("DELETE", "/v1/evals/{eval_id}"): Route("org", MEMBERS, disposable=fresh_eval),
+    ("POST", "/v1/evals/{eval_id}/runs"): Route("org", MEMBERS, lambda _w: {"json": run_body()}),
+    ("GET", "/v1/evals/{eval_id}/runs"): Route("org", MEMBERS),
+    ("GET", "/v1/evals/{eval_id}/runs/{run_id}"): Route("org", MEMBERS),
+    ("POST", "/v1/evals/{eval_id}/runs/{run_id}/cancel"): Route("org", MEMBERS),
+    ("DELETE", "/v1/evals/{eval_id}/runs/{run_id}"): Route("org", MEMBERS, disposable=fresh_run),
+    ("GET", "/v1/evals/{eval_id}/runs/{run_id}/output_items"): Route("org", MEMBERS),
+    ("GET", "/v1/evals/{eval_id}/runs/{run_id}/output_items/{output_item_id}"): Route(
+        "org", MEMBERS
+    ),
     ("POST", "/v1/chat/completions"): Route("org", ALL, chat),
     ("POST", "/v1/completions"): Route("org", ALL, legacy),
     ("POST", "/v1/responses"): Route("org", ALL, responses_body),
@@ -283,6 +299,8 @@ def a_ids(world: World) -> dict[str, str]:
         "sweep_id": world.sweep_id,
         "response_id": world.response_id,
         "eval_id": world.eval_id,
+        "run_id": world.run_id,
+        "output_item_id": world.output_item_id,
         "path": "openapi.json",
     }
 
@@ -298,6 +316,8 @@ def never_existed() -> dict[str, str]:
         "sweep_id": "sweep-" + secrets.token_hex(12),
         "response_id": "resp_" + secrets.token_hex(24),
         "eval_id": "eval_" + secrets.token_hex(12),
+        "run_id": "evalrun_" + secrets.token_hex(12),
+        "output_item_id": "outputitem_" + secrets.token_hex(12),
     }
 
 

@@ -73,22 +73,26 @@ def test_criteria_need_distinct_names() -> None:
         parse_eval(_eval(CHECK, CHECK))
 
 
-def test_a_completions_run_body_parses() -> None:
-    run = parse_run(
-        {
-            "name": "tuned",
-            "data_source": {
-                "type": "completions",
-                "source": {"type": "file_id", "id": "file-abc"},
-                "model": "ft:gpt-4o-mini:org::x",
-                "input_messages": {
-                    "type": "template",
-                    "template": [{"role": "user", "content": "{{item.question}}"}],
-                },
+def test_a_completions_run_body_parses_and_a_file_id_source_is_refused_for_now() -> None:
+    body: dict[str, Any] = {
+        "name": "tuned",
+        "data_source": {
+            "type": "completions",
+            "source": {"type": "file_content", "content": [{"item": {"question": "q"}}]},
+            "model": "ft:gpt-4o-mini:org::x",
+            "input_messages": {
+                "type": "template",
+                "template": [{"role": "user", "content": "{{item.question}}"}],
             },
-        }
-    )
-    assert run.data_source.type == "completions" and run.data_source.source.id == "file-abc"
+        },
+    }
+    run = parse_run(body)
+    assert run.data_source.type == "completions"
+    assert run.data_source.source.type == "file_content"
+    body["data_source"]["source"] = {"type": "file_id", "id": "file-abc"}
+    with pytest.raises(InvalidRequest) as caught:
+        parse_run(body)
+    assert caught.value.param == "data_source.source.type"
 
 
 def test_templates_render_item_paths_and_the_sample() -> None:

@@ -28,6 +28,7 @@ UNSUPPORTED = {
     "multi": "multi graders are not supported; list each grader as its own testing criterion",
 }
 MAX_CRITERIA = 20
+MAX_ITEMS = 1000
 
 
 class _Strict(BaseModel):
@@ -118,14 +119,27 @@ class Sampling(BaseModel):
     seed: int | None = None
 
 
+class Row(_Strict):
+    item: dict[str, Any]
+    sample: dict[str, Any] | None = None
+
+
+class FileContent(_Strict):
+    type: Literal["file_content"]
+    content: Annotated[list[Row], Field(min_length=1, max_length=MAX_ITEMS)]
+
+
+Source = Annotated[FileId | FileContent, Field(discriminator="type")]
+
+
 class JsonlSource(_Strict):
     type: Literal["jsonl"]
-    source: FileId
+    source: Source
 
 
 class CompletionsSource(_Strict):
     type: Literal["completions"]
-    source: FileId
+    source: Source
     model: Annotated[str, Field(min_length=1)]
     input_messages: Template
     sampling_params: Sampling | None = None
@@ -202,6 +216,12 @@ def parse_eval_update(body: Body) -> EvalUpdate:
 
 def parse_run(body: Body) -> RunCreate:
     run: RunCreate = _parse(RunCreate, _object(body))
+    if run.data_source.source.type == "file_id":
+        raise InvalidRequest(
+            "tunegate takes a run's items inline for now: send source "
+            '{"type": "file_content", "content": [{"item": {...}}, ...]}',
+            param="data_source.source.type",
+        )
     return run
 
 
