@@ -161,6 +161,13 @@ def test_early_stopping_cancels_the_trials_it_should_and_no_others(steady: Gatew
         assert stop["value"] - stop["reference"] > rule["margin"]
         assert sweep["status"] == "succeeded" and sweep["best_trial"]["index"] == 0
         assert wait_status(org.sdk, sweep["trials"][2]["job_id"]).status == "cancelled"
+        chart = ET.fromstring(http.get(f"/v1/sweeps/{sweep['id']}/chart.svg").text)
+        labels = ["".join(node.itertext()) for node in chart.iter(f"{SVG}text")]
+        assert sum(label.endswith("(stopped)") for label in labels) == 1
+        assert labels[0].startswith("Sweep of ") and labels[0].endswith("— succeeded")
+        assert "1 stopped early" in labels[1] and "best #0" in labels[1]
+        dashed = [node for node in chart.iter(f"{SVG}polyline") if node.get("stroke-dasharray")]
+        assert len(dashed) >= 1
 
 
 def test_cancel_stops_every_running_trial_and_launches_no_more(steady: Gateway) -> None:

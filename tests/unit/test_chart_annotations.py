@@ -131,3 +131,11 @@ def test_early_stopped_trials_are_dashed_crossed_and_labelled() -> None:
     assert len(dashed) == 1
     crosses = [n for n in root.iter(f"{NS}line") if n.get("stroke-width") == "2.5"]
     assert len(crosses) == 2
+
+
+def test_a_sweep_chart_carries_its_subtitle_and_says_why_it_is_empty() -> None:
+    svg = render_curves_svg(
+        [], title="Sweep of m — running", subtitle="grid search · 4 trials", empty="No trial yet"
+    )
+    assert texts(svg)[:2] == ["Sweep of m — running", "grid search · 4 trials"]
+    assert "No trial yet" in texts(svg)

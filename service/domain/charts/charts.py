@@ -131,6 +131,8 @@ def render_curves_svg(
     highlight: str | None = None,
     title: str = "Validation loss by trial",
     y_label: str = "Validation loss",
+    subtitle: str | None = None,
+    empty: str = "No validation results yet",
 ) -> str:
     """Every trial's curve on one chart; the `highlight` trial (the best) drawn bold, on top."""
     frame = Frame(90, 76, 540, 380)
@@ -150,9 +152,9 @@ def render_curves_svg(
         if curve.stopped:
             parts += _stop_cross(panel, curve.points, colour)
     if not any(value is not None for _, value in points):
-        parts.append(note(frame, "No validation results yet"))
+        parts.append(note(frame, empty))
     parts += _legend_column(series, highlight, colours, left=frame.right + 32, top=frame.top + 6)
-    return document(CURVES_WIDTH, 520, title, parts)
+    return document(CURVES_WIDTH, 520, title, parts, subtitle=subtitle)
 
 
 def _stop_cross(panel: Panel, points: Sequence[Point], colour: str) -> list[str]:

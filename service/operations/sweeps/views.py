@@ -216,7 +216,27 @@ def sweep_chart(record: SweepRecord, trials: list[Trial]) -> str:
     ]
     label = OBJECTIVE_LABELS[request.objective]
     highlight = str(best.record.index) if best is not None else None
-    return render_curves_svg(curves, highlight, title=f"Sweep {record.id}", y_label=label)
+    name = f"{record.base_model} · {request.suffix}" if request.suffix else record.base_model
+    stopped = sum(curve.stopped for curve in curves)
+    subtitle = (
+        f"{request.search.type} search · {len(record.trials)} trials"
+        + (f" · {stopped} stopped early" if stopped else "")
+        + (f" · best #{best.record.index}" if best is not None else "")
+    )
+    return render_curves_svg(
+        curves,
+        highlight,
+        title=f"Sweep of {name} — {record.status}",
+        y_label=label,
+        subtitle=subtitle,
+        empty=_empty_reason(record, trials),
+    )
+
+
+def _empty_reason(record: SweepRecord, trials: list[Trial]) -> str:
+    if not any(trial.job is not None for trial in trials):
+        return f"No trial has started: the sweep is {record.status}"
+    return "No trial has reported a validation value yet"
 
 
 def _label(hyperparameters: dict[str, Any]) -> str:
