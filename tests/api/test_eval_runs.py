@@ -109,6 +109,26 @@ def test_a_tuned_model_beats_its_base_on_held_out_items_and_not_on_unrelated_one
     listed = org.sdk.evals.runs.list(made.id)
     assert [run.id for run in listed] == [run.id for run in runs.values()]
 
+    with gateway.client(org.key) as http:  # tunegate's own route, beside the SDK's
+        headers: dict[str, str] = {}
+        url = f"/v1/evals/{made.id}/compare"
+
+        def compare(a: str, b: str) -> Any:
+            response = http.get(url, params={"runs": f"{a},{b}"}, headers=headers)
+            assert response.status_code == 200, response.text
+            return {row["testing_criteria"]: row for row in response.json()["testing_criteria"]}
+
+        held_rows = compare(runs["base", "held"].id, runs["tuned", "held"].id)
+        exact = held_rows["exact"]
+        assert (exact["pass_rates"], exact["difference"]) == ([0.0, 1.0], 1.0)
+        assert exact["interval"] == [1.0, 1.0] and exact["items"] == n
+        assert [c["item"] for c in exact["changed_items"]] == list(range(n))
+        other_rows = compare(runs["base", "other"].id, runs["tuned", "other"].id)
+        assert other_rows["exact"]["difference"] == 0 and other_rows["exact"]["changed_items"] == []
+        assert other_rows["exact"]["interval"] == [0.0, 0.0]
+        one = http.get(url, params={"runs": runs["base", "held"].id}, headers=headers)
+        assert one.status_code == 400 and one.json()["error"]["param"] == "runs"
+
 
 def test_a_sample_model_the_policy_refuses_is_a_400_and_no_run(gateway: Gateway) -> None:
     with tenant(gateway, {"allowed_models": ["gpt-4o"]}) as org:

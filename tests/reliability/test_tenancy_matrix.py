@@ -205,6 +205,7 @@ MATRIX: dict[tuple[str, str], Route] = {
     ("DELETE", "/v1/evals/{eval_id}"): Route("org", MEMBERS, disposable=fresh_eval),
     ("POST", "/v1/evals/{eval_id}/runs"): Route("org", MEMBERS, lambda _w: {"json": run_body()}),
     ("GET", "/v1/evals/{eval_id}/runs"): Route("org", MEMBERS),
+    ("GET", "/v1/evals/{eval_id}/compare"): Route("org", MEMBERS),
     ("GET", "/v1/evals/{eval_id}/runs/{run_id}"): Route("org", MEMBERS),
     ("POST", "/v1/evals/{eval_id}/runs/{run_id}/cancel"): Route("org", MEMBERS),
     ("DELETE", "/v1/evals/{eval_id}/runs/{run_id}"): Route("org", MEMBERS, disposable=fresh_run),

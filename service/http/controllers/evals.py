@@ -1,4 +1,5 @@
-"""Evals in OpenAI's shape: `/v1/evals` (create, list, retrieve, update, delete)."""
+"""Evals in OpenAI's shape: `/v1/evals` (create, list, retrieve, update, delete), and
+tunegate's comparison of two of an eval's runs."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from service.domain.tenancy.access import Capability
 from service.http.auth import context_of, principal_of, require_org_key
 from service.http.path_ids import require_wellformed_ids
 from service.operations.evals import evals
+from service.operations.evals import runs as eval_runs
 
 After = Annotated[str | None, QueryParameter(description="The id of the last eval seen.")]
 Limit = Annotated[int, QueryParameter(ge=1, le=100)]
 Order = Annotated[Literal["asc", "desc"], QueryParameter()]
+Runs = Annotated[str | None, QueryParameter(description="Two run ids of this eval: `a,b`.")]
 
 
 def page(data: list[dict[str, Any]], more: bool) -> dict[str, Any]:
@@ -70,3 +73,10 @@ class EvalsController(Controller):
         request.state.audit_resource_id = eval_id
         await evals.delete_eval(context_of(request), principal_of(request), eval_id)
         return {"object": "eval.deleted", "deleted": True, "eval_id": eval_id}
+
+    @get("/{eval_id:str}/compare", operation_id="evals.compare")
+    async def compare_runs(
+        self, request: Request[Any, Any, Any], eval_id: FromPath[str], runs: Runs = None
+    ) -> dict[str, Any]:
+        ctx, principal = context_of(request), principal_of(request)
+        return await eval_runs.compare_runs(ctx, principal, eval_id, runs)

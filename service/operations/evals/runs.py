@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
+from service.domain.evals import results
 from service.domain.evals.request import Body, CompletionsSource, parse_run
 from service.domain.inference.request import route_model
 from service.domain.tenancy.access import Principal
@@ -147,3 +148,36 @@ async def output_item(
         if item["id"] == item_id:
             return item
     raise output_item_not_found(item_id)
+
+
+def _by_index(items: list[dict[str, Any]], size: int) -> list[results.Verdicts]:
+    found: list[results.Verdicts] = [None] * size
+    for item in items:
+        if item["status"] != "error":
+            verdicts = {r["name"]: r["passed"] for r in item["results"]}
+            found[item["datasource_item_id"]] = verdicts
+    return found
+
+
+async def compare_runs(
+    ctx: Context, principal: Principal, eval_id: str, run_ids: str | None
+) -> dict[str, Any]:
+    """Per criterion: both runs' pass rates over the items graded in both, the difference
+    (second minus first) with its seeded paired-bootstrap interval, and the changed items."""
+    record = await get_eval(ctx, principal, eval_id)
+    names = [part.strip() for part in (run_ids or "").split(",") if part.strip()]
+    if len(names) != 2:
+        raise InvalidRequest("runs must name two runs of this eval: runs=a,b", param="runs")
+    first, second = [await get_run(ctx, principal, eval_id, name) for name in names]
+    items = [await output_items(ctx, principal, eval_id, run.id) for run in (first, second)]
+    size = 1 + max((i["datasource_item_id"] for i in items[0] + items[1]), default=-1)
+    criteria = [criterion["name"] for criterion in record.testing_criteria]
+    rows = results.compare(criteria, _by_index(items[0], size), _by_index(items[1], size))
+    return {
+        "object": "eval.comparison",
+        "eval_id": eval_id,
+        "runs": names,
+        "confidence": results.CONFIDENCE,
+        "bootstrap": {"resamples": results.RESAMPLES, "seed": results.BOOTSTRAP_SEED},
+        "testing_criteria": [row.to_json() for row in rows],
+    }
