@@ -200,3 +200,29 @@ def test_usage_audit_and_aliases_pages(gateway: Gateway) -> None:
         with sign_in(gateway, member) as client:
             assert client.get("/console/audit").status_code == 403
             assert client.get("/console/usage").status_code == 200
+
+
+def test_the_playground_asks_two_models_through_the_proxy_under_the_policy(
+    gateway: Gateway,
+) -> None:
+    policy = {"pii": "block", "allowed_models": ["gpt-4o-mini", "gpt-4.1-nano"]}
+    with tenant(gateway, policy=policy, role="inference") as org_tenant:  # noqa: SIM117
+        with sign_in(gateway, org_tenant.key) as client:
+            form = client.get("/console/models/playground")
+            assert form.status_code == 200 and "gpt-4.1-nano" in form.text
+            token = csrf_of(form.text)
+            fields = {"csrf_token": token, "model_a": "gpt-4o-mini", "model_b": "gpt-4.1-nano"}
+            both = client.post("/console/models/playground", data={**fields, "prompt": "Say hi."})
+            assert both.status_code == 200
+            assert both.text.count('class="answer"') == 2, both.text
+            blocked = client.post(
+                "/console/models/playground", data={**fields, "prompt": "Mail me at jo@example.com"}
+            )
+            assert blocked.text.count('class="error answer"') == 2
+            assert "jo@example.com" in blocked.text  # the prompt echoed back, nothing sent
+            refused = client.post(
+                "/console/models/playground", data={**fields, "model_b": "gpt-4o", "prompt": "Hi."}
+            )
+            assert refused.text.count('class="error answer"') == 1
+    sent = [r for r in gateway.upstream_requests("/v1/chat/completions")]
+    assert not any("jo@example.com" in str(r) for r in sent)

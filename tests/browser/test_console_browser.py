@@ -54,6 +54,12 @@ def test_each_role_signs_in_and_no_key_reaches_the_browser(page: Any, gateway: G
                 page.shots.take(name.lower())
                 assert page.get_by_role("heading", name=heading, exact=True).is_visible()
             assert "console.sign_in" in page.content()  # the audit page shows this sign-in
+        if role == "inference":
+            page.get_by_role("link", name="Playground").click()
+            page.get_by_label("Prompt").fill("Say hi.")
+            page.get_by_role("button", name="Send to both").click()
+            page.shots.take("playground")
+            assert page.locator("p.answer").count() == 2
         page.get_by_role("button", name="Sign out").click()
         page.wait_for_url(re.compile(r".*/console/sign-in$"))
         assert "tg_console" not in {cookie["name"] for cookie in page.context.cookies()}
