@@ -22,8 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import redis
-from jobs_bench import ADMIN_TOKEN, UPSTREAM_KEY, cpu_seconds, dedicated_redis, free_port, start
+from jobs_bench import (
+    ADMIN_TOKEN,
+    TERMINAL,
+    UPSTREAM_KEY,
+    cpu_seconds,
+    create_jobs,
+    dedicated_redis,
+    free_port,
+    start,
+)
 from jobs_bench import SANDBOX as JOBS_SANDBOX
 from jobs_bench import wait_up as wait_for_url
 
@@ -87,6 +97,54 @@ def audit_record_bytes(client: redis.Redis) -> float:
     return total / max(records, 1)
 
 
+def upstream_calls(sandbox_url: str) -> int:
+    response = httpx.get(
+        f"{sandbox_url}/runs/{RUN}/_sandbox/counts",
+        headers={"Authorization": f"Bearer {UPSTREAM_KEY}"},
+        timeout=60,
+    )
+    return sum(int(count) for count in response.json()["requests"].values())
+
+
+def jobs_phase(args: argparse.Namespace, client: redis.Redis, url: str, key: str) -> None:
+    """`--jobs` fine-tuning jobs at once through one worker, from create to end: Redis commands,
+    upstream calls and Redis bytes (the job's record, events, checkpoints, metrics) per job."""
+    sandbox_url = args.sandbox_url
+    calls, upstream = redis_figures(client)[0], upstream_calls(sandbox_url)
+    worker = start(["worker"], args.worker_env, args.worker_log)  # the jobs phase's alone
+    started = time.monotonic()
+    states: list[str] = []
+    polls = 0  # this loop's own MGETs, taken off the count
+    try:
+        job_ids = asyncio.run(create_jobs(url, key, args.jobs))
+        while time.monotonic() - started < args.jobs_budget:
+            records = client.mget([f"tg:job:{job_id}" for job_id in job_ids])
+            polls += 1
+            states = [str(orjson.loads(raw)["state"]) for raw in records if raw]
+            if len(states) == len(job_ids) and all(state in TERMINAL for state in states):
+                break
+            time.sleep(1)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    minutes = (time.monotonic() - started) / 60
+    calls = redis_figures(client)[0] - calls - 1 - polls
+    upstream = upstream_calls(sandbox_url) - upstream
+    n, ended = len(job_ids), sum(state in TERMINAL for state in states)
+    held = {
+        kind: sum(int(client.memory_usage(f"tg:job:{job_id}{kind}") or 0) for job_id in job_ids)
+        for kind in ("", ":events", ":checkpoints", ":metrics")
+    }
+    parts = ", ".join(f"{kind[1:] or 'record'} {size / n:.0f}" for kind, size in held.items())
+    print(
+        f"per job   : {calls / n:7.1f} Redis commands and {upstream / n:.1f} upstream calls over "
+        f"its life ({n} jobs at once, {ended} ended, {minutes:.2f} min; commands include the "
+        f"poll cycle while they ran), {sum(held.values()) / n:6.0f} B held in Redis once ended "
+        f"({parts} B; events and metrics grow with the job's steps, {JOBS_SANDBOX.total_steps} "
+        f"here)"
+    )
+
+
 def run(args: argparse.Namespace, client: redis.Redis, url: str, serve_pid: int) -> None:
     wait_for_url(f"{url}/health")
     admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
@@ -136,6 +194,9 @@ def run(args: argparse.Namespace, client: redis.Redis, url: str, serve_pid: int)
     )
     counters, counter_bytes = key_bytes(client, "*usage*")
     print(f"usage counters: {counters} keys, {counter_bytes} B in all (per day, model and key)")
+    if args.jobs:
+        member = admin.post(f"/admin/orgs/{orgs[1]}/keys", json={"name": "ft", "role": "member"})
+        jobs_phase(args, client, url, member.json()["key"])
 
 
 def main() -> None:
@@ -143,9 +204,12 @@ def main() -> None:
     parser.add_argument("--orgs", type=int, default=500)
     parser.add_argument("--completions", type=int, default=3000)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--jobs", type=int, default=30, help="0: no jobs phase")
+    parser.add_argument("--jobs-budget", type=float, default=300, help="seconds at most")
     args = parser.parse_args()
     sandbox_port, port = free_port(), free_port()
-    config = JOBS_SANDBOX.model_copy(update={"request_log_size": 1000})
+    args.sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    config = JOBS_SANDBOX.model_copy(update={"request_log_size": 100_000})
     sandbox = multiprocessing.Process(
         target=serve, args=(config, "127.0.0.1", sandbox_port), daemon=True
     )
@@ -161,6 +225,7 @@ def main() -> None:
             "TUNEGATE_LOG_LEVEL": "warning",
         }
         process = start(["serve"], env, Path(tmp) / "serve.log")
+        args.worker_env, args.worker_log = env, Path(tmp) / "worker.log"
         try:
             run(args, redis.Redis.from_url(redis_url), f"http://127.0.0.1:{port}", process.pid)
         finally:
