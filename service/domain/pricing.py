@@ -50,6 +50,15 @@ class ServingPrice(_Strict):
     input_per_1m: float = Field(ge=0)
     output_per_1m: float = Field(default=0, ge=0)
     cached_input_per_1m: float | None = Field(default=None, ge=0)
+    # Input and output together: what bounds an answer that sets no output cap. Required where
+    # output tokens are priced, so a budget's worst case for such a call is never 0.
+    context_window: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _bounded_when_output_is_priced(self) -> ServingPrice:
+        if self.output_per_1m > 0 and self.context_window is None:
+            raise ValueError("a served model with priced output needs its context_window")
+        return self
 
     @property
     def rates(self) -> InferencePrice:
@@ -128,6 +137,15 @@ class PriceTable(_Strict):
                 raise
             return self.serving[served].rates
         return price.tuned if is_tuned(model) else price.base
+
+    def context_window_of(self, model: str) -> int | None:
+        """The context window of any priced model (None: a served model that generates nothing,
+        or an unknown one)."""
+        try:
+            return self.price_of(model).context_window
+        except UnknownModelError:
+            served = None if is_tuned(model) else self.served_of(model)
+            return None if served is None else self.serving[served].context_window
 
     def served_names(self) -> list[str]:
         """Every served model's name and aliases."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 
 import fakeredis
 import pytest
@@ -100,6 +101,26 @@ def test_worst_cases_bound_prompt_output_and_training() -> None:
     assert training_worst_case(MODEL, 1_000_000, PRICES) == to_nanos(
         PRICES.price_of(MODEL).training_per_1m or 0
     )
+
+
+def test_served_models_reserve_at_their_own_rates() -> None:
+    embed = inference_worst_case("text-embedding-3-large", ["x" * 1000], 0, 1, PRICES)
+    assert embed == math.ceil(prompt_bound(["x" * 1000]) * 0.13 * 1000)  # $0.13 per 1M
+    as_ids = inference_worst_case("text-embedding-3-large", [], 0, 1, PRICES, token_ids=5000)
+    assert as_ids >= 5000 * 0.13 * 1000  # token ids the input sends count one each
+    uncapped = inference_worst_case("gpt-5", ["hi"], None, 1, PRICES)
+    assert uncapped >= inference_cost("gpt-5", 0, 400_000, PRICES) * 1e9
+    chained = inference_worst_case("gpt-5", ["hi"], 10, 1, PRICES, unseen_context=True)
+    assert chained >= inference_cost("gpt-5", 400_000, 10, PRICES) * 1e9
+    assert inference_worst_case("omni-moderation-latest", ["hi"], 0, 1, PRICES) == 0  # free
+
+
+def test_a_served_model_with_priced_output_needs_a_context_window() -> None:
+    from service.domain.pricing import ServingPrice
+
+    with pytest.raises(ValueError, match="context_window"):
+        ServingPrice(api="responses", input_per_1m=1, output_per_1m=2)
+    assert ServingPrice(api="embeddings", input_per_1m=1).context_window is None
 
 
 def repository() -> BudgetRepository:

@@ -270,7 +270,13 @@ async def reserve_budget(call: Call, prepared: Prepared) -> None:
         return
     texts = model_texts(prepared.body)
     cost = inference_worst_case(
-        prepared.model, texts, prepared.output_limit, prepared.choices, call.ctx.prices
+        prepared.model,
+        texts,
+        prepared.output_limit,
+        prepared.choices,
+        call.ctx.prices,
+        token_ids=prepared.token_ids,
+        unseen_context=isinstance(prepared.body.get("previous_response_id"), str),
     )
     org_id, key_id = call.view.org.id, call.view.key.id
     call.budget = await budget_charges.reserve(call.ctx, org_id, budgets, key_id, "inference", cost)
