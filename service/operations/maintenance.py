@@ -21,6 +21,7 @@ import time
 from service.operations.context import Context
 from service.operations.datasets import orphans, uploads
 from service.operations.datasets import reconcile as upstream_files
+from service.operations.evals import runner as eval_runner
 from service.operations.jobs import runner as job_runner
 from service.operations.sweeps import schedule as sweep_schedule
 from service.operations.tenancy.audit import record_audit
@@ -48,6 +49,7 @@ async def sweep(ctx: Context) -> dict[str, int]:
     expired = await apply_retention(ctx)
     jobs = await job_runner.sweep_jobs(ctx)
     sweeps = await sweep_schedule.requeue_overdue(ctx)
+    eval_runs = await eval_runner.requeue_stale(ctx)
     copies = await upstream_files.reconcile(ctx)
     orphaned = await orphans.reclaim_when_due(ctx)
     trimmed = await trim_audit(ctx)
@@ -56,6 +58,7 @@ async def sweep(ctx: Context) -> dict[str, int]:
         "retention_deleted": expired,
         **jobs,
         "overdue_sweeps": sweeps,
+        "stale_eval_runs": eval_runs,
         **copies,
         "orphan_objects_deleted": orphaned,
         "audit_trimmed": trimmed,

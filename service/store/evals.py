@@ -165,3 +165,12 @@ class RunRepository(Repository):
 
     async def keep_item(self, run_id: str, index: int, item: dict[str, Any]) -> None:
         await self.redis.hset(keys.eval_run_items(run_id), str(index), orjson.dumps(item))
+
+    async def beat(self, run_id: str, at: float) -> None:
+        await self.redis.zadd(keys.eval_runs_active(), {run_id: at})
+
+    async def stale(self, before: float) -> list[str]:
+        return list(await self.redis.zrangebyscore(keys.eval_runs_active(), 0, before))
+
+    async def settle(self, run_id: str) -> None:
+        await self.redis.zrem(keys.eval_runs_active(), run_id)

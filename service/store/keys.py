@@ -242,6 +242,11 @@ def eval_runs(eval_id: str) -> str:
     return f"{PREFIX}eval:{eval_id}:runs"
 
 
+def eval_runs_active() -> str:
+    """Runs a worker is taking forward, scored by its last heartbeat (for the sweeper)."""
+    return f"{PREFIX}evalruns:active"
+
+
 def eval_run_samples(run_id: str) -> str:
     """A run's samples by item index, each written once, as soon as the model answered."""
     return f"{PREFIX}evalrun:{run_id}:samples"

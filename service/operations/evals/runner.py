@@ -34,8 +34,11 @@ from service.store.evals import EvalRecord, RunRecord
 from service.store.inference.models import CallerView
 
 CONCURRENCY = 4
+HEARTBEAT_SECONDS = 2.0
+STALE_SECONDS = 10.0  # no heartbeat for this long: the worker died, the sweeper requeues
 EMBEDDING_MODEL = "text-embedding-3-small"
 TERMINAL = ("completed", "canceled", "failed")
+TASK = "run_eval"
 log = get_logger(__name__)
 
 
@@ -185,8 +188,10 @@ async def execute_run(ctx: Context, run_id: str) -> str:
     """Take the run as far as it goes; its final status."""
     run = await ctx.store.eval_runs.get(run_id)
     if run is None or run.status in TERMINAL:
+        await ctx.store.eval_runs.settle(run_id)
         return run.status if run else "missing"
     if not await ctx.store.eval_runs.set_status(run_id, "in_progress", unless=TERMINAL):
+        await ctx.store.eval_runs.settle(run_id)
         return "canceled"
     record = await ctx.store.evals.get(run.eval_id)
     view = await ctx.store.models.caller(run.key_id)
@@ -195,11 +200,33 @@ async def execute_run(ctx: Context, run_id: str) -> str:
     rc = RunContext(ctx, run, view, record)
     done = await ctx.store.eval_runs.items(run_id)
     limiter = anyio.CapacityLimiter(CONCURRENCY)
-    async with anyio.create_task_group() as group:
-        for index, row in enumerate(rc.source.source.content):  # type: ignore[union-attr]
-            if index not in done:
-                group.start_soon(_item, rc, index, row, limiter)
-    return await finish_run(ctx, run_id, [c.name for c in rc.criteria])
+    async with anyio.create_task_group() as beating:
+        beating.start_soon(_heartbeat, ctx, run_id)
+        async with anyio.create_task_group() as group:
+            for index, row in enumerate(rc.source.source.content):  # type: ignore[union-attr]
+                if index not in done:
+                    group.start_soon(_item, rc, index, row, limiter)
+        beating.cancel_scope.cancel()
+    status = await finish_run(ctx, run_id, [c.name for c in rc.criteria])
+    await ctx.store.eval_runs.settle(run_id)
+    return status
+
+
+async def _heartbeat(ctx: Context, run_id: str) -> None:
+    while True:
+        await ctx.store.eval_runs.beat(run_id, time.time())
+        await anyio.sleep(HEARTBEAT_SECONDS)
+
+
+async def requeue_stale(ctx: Context) -> int:
+    """Sweeper: a run whose worker stopped beating is queued again; it resumes where the
+    kept samples and items leave it."""
+    now = time.time()
+    stale = await ctx.store.eval_runs.stale(now - STALE_SECONDS)
+    for run_id in stale:
+        await ctx.store.eval_runs.beat(run_id, now)
+        await ctx.queue.submit(TASK, run_id, job_id=f"tg-evalrun-{run_id}-{int(now)}")
+    return len(stale)
 
 
 async def finish_run(ctx: Context, run_id: str, names: list[str]) -> str:

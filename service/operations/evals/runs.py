@@ -19,9 +19,8 @@ from service.ids import new_id
 from service.operations.budgets import charges
 from service.operations.context import Context
 from service.operations.evals.evals import get_eval
+from service.operations.evals.runner import TASK
 from service.store.evals import RunRecord
-
-TASK = "run_eval"
 
 
 def run_not_found(run_id: str) -> NotFound:
