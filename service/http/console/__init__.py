@@ -11,6 +11,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import File
 from litestar.template.config import TemplateConfig
 
+from service.http.console.charts import register_filters
 from service.http.console.datasets import DatasetPages
 from service.http.console.jobs import JobPages
 from service.http.console.models import ModelPages
@@ -39,4 +40,6 @@ CONSOLE_HANDLERS += [ModelPages, ReportPages, OperatorPages, static_htmx]
 
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:
-    return TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine)
+    return TemplateConfig(
+        directory=HERE / "templates", engine=JinjaTemplateEngine, engine_callback=register_filters
+    )
