@@ -112,6 +112,9 @@ def test_an_empty_chart_says_why() -> None:
         )
         == 2
     )
+    empty = render_metrics_svg([], job=facts(status="queued", total_steps=None))
+    assert tick_labels(empty, 580, 600) == ["0", "1"]  # no negative steps before the first
+    assert not [t for t in texts(empty) if t.startswith("-")]  # nor negative losses
     assert empty_reason("failed") == "The job was failed before its first step"
     assert empty_reason("cancelled") == "The job was cancelled before its first step"
     assert empty_reason("running").startswith("Running")

@@ -90,7 +90,7 @@ def render_metrics_svg(
     loss_values = _values(rows, [s.loss for s in present])
     accuracy_values = _values(rows, [s.accuracy for s in present])
     if job is not None:
-        loss_values, accuracy_values = [0.0, *loss_values], [0.0, 1.0]
+        loss_values, accuracy_values = [0.0, *(loss_values or [1.0])], [0.0, 1.0]
     loss = Panel(loss_frame, x, nice_axis(loss_values))
     accuracy = Panel(accuracy_frame, x, nice_axis(accuracy_values, bounds=(0.0, 1.0)))
     parts = draw_grid(loss, "Loss", x_labels=False)
@@ -169,8 +169,8 @@ def _stop_cross(panel: Panel, points: Sequence[Point], colour: str) -> list[str]
 
 
 def _step_axis(steps: Iterable[float]) -> Axis:
-    # Steps count from 1; the axis starts at 0 and ends at the last step.
-    return nice_axis([0, *steps], integer=True, tight=True)
+    # Steps count from 1; the axis starts at 0 and ends at the last step (at 1 before any).
+    return nice_axis([0, 1, *steps], integer=True, tight=True)
 
 
 def _trial_colours(series: Sequence[Curve], highlight: str | None) -> dict[str, str]:
@@ -192,7 +192,8 @@ def _legend_column(
         y += 56
     for curve in others[:LEGEND_LIMIT]:
         label = shorten(curve.label, LABEL_LIMIT) + (" (stopped)" if curve.stopped else "")
-        parts.append(legend_entry(left, y, label, colours[curve.id]))
+        dash = "6 4" if curve.stopped else None
+        parts.append(legend_entry(left, y, label, colours[curve.id], dash=dash))
         y += 22
     if len(others) > LEGEND_LIMIT:
         parts.append(caption(left, y, f"+{len(others) - LEGEND_LIMIT} more", anchor="start"))

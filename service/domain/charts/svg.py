@@ -193,9 +193,16 @@ def _segments(points: Sequence[Point]) -> list[list[tuple[float, float]]]:
 
 
 def legend_entry(
-    x: float, y: float, label: str, colour: str, *, width: float = 3.0, bold: bool = False
+    x: float,
+    y: float,
+    label: str,
+    colour: str,
+    *,
+    width: float = 3.0,
+    bold: bool = False,
+    dash: str | None = None,
 ) -> str:
-    swatch = line(x, y - 4, x + 22, y - 4, colour, width=width)
+    swatch = line(x, y - 4, x + 22, y - 4, colour, width=width, dash=dash)
     return swatch + draw_text(x + 28, y, label, anchor="start", size=13, fill=INK, bold=bold)
 
 
