@@ -161,3 +161,43 @@ def test_cancel_delete_and_another_orgs_run_is_unknown(
     assert gone.deleted and gone.run_id == run.id
     with pytest.raises(openai.NotFoundError):
         org.sdk.evals.runs.retrieve(run.id, eval_id=made.id)
+
+
+def test_the_promote_gate_refuses_and_accepts_on_the_evidence(
+    gateway: Gateway, tuned: tuple[Tenant, str]
+) -> None:
+    org, model = tuned
+    evidence = {}
+    for name, items in (("held", held_out_items()), ("other", unrelated_items())):
+        made = org.sdk.evals.create(data_source_config=SOURCE, testing_criteria=CRITERIA)
+        for m in (BASE, model):
+            run = org.sdk.evals.runs.create(made.id, data_source=completions(m, items))
+            assert finished(org.sdk, made.id, run.id).status == "completed"
+        evidence[name] = made.id
+    empty = org.sdk.evals.create(data_source_config=SOURCE, testing_criteria=CRITERIA).id
+    with gateway.client(org.key) as http:
+
+        def promote(eval_id: str, min_improvement: float = 0.05) -> Any:
+            gate = {"eval_id": eval_id, "min_improvement": min_improvement, "confidence": 0.95}
+            return http.put("/v1/aliases/support", json={"model": model, "require": gate})
+
+        no_alias = promote(evidence["held"])
+        assert no_alias.status_code == 400 and "no current model" in no_alias.text
+        assert http.put("/v1/aliases/support", json={"model": BASE}).status_code == 200
+        for eval_id, words in (
+            (evidence["other"], "lower bound"),
+            (empty, "no completed run"),
+        ):
+            refused = promote(eval_id)
+            error = refused.json()["error"]
+            assert refused.status_code == 400 and words in error["message"], refused.text
+            assert (error["param"], error["code"]) == ("require", "promotion_refused")
+            assert http.get("/v1/aliases/support").json()["model"] == BASE
+        accepted = promote(evidence["held"])
+        assert accepted.status_code == 200, accepted.text
+        assert http.get("/v1/aliases/support").json()["model"] == model
+        mine = gateway.create_org("stranger")
+        _, key = gateway.create_key(mine, "member")
+        with gateway.client(key) as stranger:
+            body = {"model": BASE, "require": {"eval_id": evidence["held"]}}
+            assert stranger.put("/v1/aliases/x", json=body).status_code == 404

@@ -20,7 +20,7 @@ from service.operations.budgets import charges
 from service.operations.context import Context
 from service.operations.evals.evals import get_eval
 from service.operations.evals.runner import TASK
-from service.store.evals import RunRecord
+from service.store.evals import EvalRecord, RunRecord
 
 
 def run_not_found(run_id: str) -> NotFound:
@@ -149,13 +149,28 @@ async def output_item(
     raise output_item_not_found(item_id)
 
 
-def _by_index(items: list[dict[str, Any]], size: int) -> list[results.Verdicts]:
+def by_index(items: list[dict[str, Any]], size: int) -> list[results.Verdicts]:
     found: list[results.Verdicts] = [None] * size
     for item in items:
         if item["status"] != "error":
             verdicts = {r["name"]: r["passed"] for r in item["results"]}
             found[item["datasource_item_id"]] = verdicts
     return found
+
+
+async def compare_records(
+    ctx: Context,
+    principal: Principal,
+    record: EvalRecord,
+    first: RunRecord,
+    second: RunRecord,
+    confidence: float = results.CONFIDENCE,
+) -> list[results.Difference]:
+    """Two runs of `record` item by item, on each of its criteria."""
+    items = [await output_items(ctx, principal, record.id, run.id) for run in (first, second)]
+    size = 1 + max((i["datasource_item_id"] for i in items[0] + items[1]), default=-1)
+    names = [criterion["name"] for criterion in record.testing_criteria]
+    return results.compare(names, by_index(items[0], size), by_index(items[1], size), confidence)
 
 
 async def compare_runs(
@@ -168,10 +183,7 @@ async def compare_runs(
     if len(names) != 2:
         raise InvalidRequest("runs must name two runs of this eval: runs=a,b", param="runs")
     first, second = [await get_run(ctx, principal, eval_id, name) for name in names]
-    items = [await output_items(ctx, principal, eval_id, run.id) for run in (first, second)]
-    size = 1 + max((i["datasource_item_id"] for i in items[0] + items[1]), default=-1)
-    criteria = [criterion["name"] for criterion in record.testing_criteria]
-    rows = results.compare(criteria, _by_index(items[0], size), _by_index(items[1], size))
+    rows = await compare_records(ctx, principal, record, first, second)
     return {
         "object": "eval.comparison",
         "eval_id": eval_id,
