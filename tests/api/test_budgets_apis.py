@@ -2,7 +2,9 @@
 their own worst case at their own rates (the input's bytes and token ids), a response its
 model's context window for output without a cap and for the prompt of a call chained to a
 stored response; a budget that cannot hold it refuses before the upstream, and what the
-upstream billed is what is spent. (A Responses-only model's rates: `tests/unit/test_budgets`.)"""
+upstream billed is what is spent. A background response keeps its create's reservation until
+the call that sees it end counts its usage. (A Responses-only model's rates:
+`tests/unit/test_budgets`.)"""
 
 from __future__ import annotations
 
@@ -78,3 +80,36 @@ def test_a_response_without_an_output_cap_or_chained_reserves_the_context_window
         billed = inference_cost(MODEL, usage["input_tokens"], usage["output_tokens"], PRICES)
         org = settled(http)
     assert org["spent_usd"] == pytest.approx(billed, abs=1e-9)
+
+
+def test_a_background_response_holds_its_reservation_until_its_usage_is_counted(
+    upstream: Proxy,
+) -> None:
+    capped = inference_worst_case(MODEL, ["slowly"], 50, 1, PRICES) / 1e9
+    policy = {"force_store_false": False, "budgets": {"monthly_usd": capped * 1.5}}
+    _, key = upstream.org(policy, role="admin")
+    body = {"model": MODEL, "input": "slowly", "max_output_tokens": 50, "background": True}
+    with upstream.http(key) as http:
+        made = http.post("/v1/responses", json=body)
+        assert made.status_code == 200, made.text
+        assert made.json()["status"] == "queued"
+        held = budget_of(http)
+        assert held["reserved_usd"] == pytest.approx(capped, abs=1e-9)
+        assert http.post("/v1/responses", json=body).status_code == 429  # both cannot fit
+        path = f"/v1/responses/{made.json()['id']}"
+        done = eventually(
+            lambda: (r := http.get(path).json())["status"] == "completed" and r, timeout=30
+        )
+        assert http.get(path).status_code == 200  # a second look counts nothing more
+        usage = done["usage"]
+        billed = inference_cost(MODEL, usage["input_tokens"], usage["output_tokens"], PRICES)
+        org = settled(http)
+        assert org["spent_usd"] == pytest.approx(billed, abs=1e-9)
+        cancelled = http.post("/v1/responses", json=body)
+        assert cancelled.status_code == 200, cancelled.text
+        stopped = http.post(f"/v1/responses/{cancelled.json()['id']}/cancel")
+        assert stopped.status_code == 200, stopped.text
+        after = settled(http)  # a response cancelled gives back what it did not use
+    stopped_usage = stopped.json().get("usage") or {"input_tokens": 0, "output_tokens": 0}
+    cost = inference_cost(MODEL, stopped_usage["input_tokens"], stopped_usage["output_tokens"])
+    assert after["spent_usd"] == pytest.approx(billed + cost, abs=1e-9)

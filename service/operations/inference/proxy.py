@@ -113,6 +113,10 @@ class Call:
     rate: RateDecision | None = None
     reserved_tokens: int = 0
     budget: budget_charges.Reservation | None = None
+    # A background response's reservation, held from its create until the call that counts its
+    # usage (`counted`) settles it with that usage.
+    background: budget_charges.Reservation | None = None
+    counted: bool = False
     relaying: bool = False
     # The Responses API: a stored-response call's operation (None: a create), the response
     # it is about (for a create: the one it made), its owner record, the parsed answer.
@@ -197,7 +201,9 @@ async def open_stored(
         query=passed or None,
     )
     await admit(call, prepared)
-    if owner.open:  # it may settle a background response's usage: the budget counts it
+    if owner.open and owner.budget is not None:  # its create's reservation covers its usage
+        call.background = budget_charges.Reservation.from_json(owner.budget)
+    elif owner.open:  # it may settle a background response's usage: the budget counts it
         await reserve_budget(call, prepared)
     return prepared
 
@@ -283,13 +289,16 @@ async def reserve_budget(call: Call, prepared: Prepared) -> None:
 
 
 async def _settle_budget(call: Call, usage: Usage | None) -> None:
-    if call.budget is None:
-        return
     spent = 0
     if usage is not None and call.prepared is not None:
         spent = cost_nanos(call.ctx, call.prepared.model, usage)
-    budget, call.budget = call.budget, None
-    await budget_charges.settle(call.ctx, budget, spent)
+    if call.counted and call.background is not None:
+        background, call.background = call.background, None
+        await budget_charges.settle(call.ctx, background, spent)
+        spent = 0
+    if call.budget is not None:
+        budget, call.budget = call.budget, None
+        await budget_charges.settle(call.ctx, budget, spent)
 
 
 def _upstream_error(error: UpstreamError) -> TunegateError:
@@ -329,8 +338,13 @@ async def _keep_state(call: Call, completion: Completion) -> None:
 async def _claim(call: Call, response_id: str, *, still_open: bool) -> None:
     assert call.view is not None and call.prepared is not None
     call.response_id, call.opened = response_id, still_open
-    owner = ResponseOwner(call.view.org.id, call.view.key.id, call.prepared.model, still_open)
+    handed = call.budget if still_open else None  # held until its usage is counted
+    kept = handed.to_json() if handed is not None else None
+    view, model = call.view, call.prepared.model
+    owner = ResponseOwner(view.org.id, view.key.id, model, still_open, kept)
     await call.ctx.store.responses.claim(response_id, owner)
+    if handed is not None:
+        call.background, call.budget = handed, None
 
 
 def _parsed(content: bytes) -> Any:
@@ -358,7 +372,10 @@ async def _usage(call: Call, payload: Any) -> Usage | None:
     if call.op is not None:
         if call.owner is None or not call.owner.open or is_open(payload):
             return None
-        return await _settled(call, usage_of(payload, shape))
+        if response_id_of(payload) is None:  # not the response itself (its input items)
+            return None
+        # ended: what it used (a response cancelled before it ran reports none)
+        return await _settled(call, usage_of(payload, shape) or Usage(0, 0))
     if call.opened and is_open(payload):
         return Usage(0, 0)
     if (usage := usage_of(payload, shape)) is not None:
@@ -375,6 +392,7 @@ async def _settled(call: Call, usage: Usage | None) -> Usage | None:
         return None
     if not await call.ctx.store.responses.settle(call.response_id):
         return None
+    call.counted = True
     return usage
 
 

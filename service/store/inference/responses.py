@@ -2,13 +2,17 @@
 
 One hash per response id the upstream keeps: its org, the key that made it and the model it
 routed to, and `open` while it still runs upstream (a `background` response whose usage is not
-counted yet). Kept as long as OpenAI keeps a stored response (30 days), removed when the
-response is deleted through the gateway.
+counted yet), with the budget reservation its create handed over, if any (the call that counts
+its usage settles it). Kept as long as OpenAI keeps a stored response (30 days), removed when
+the response is deleted through the gateway.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
 
 from service.store import keys
 from service.store.base import Repository
@@ -22,6 +26,7 @@ class ResponseOwner:
     key_id: str
     model: str
     open: bool = False
+    budget: dict[str, Any] | None = None  # while open: the reservation that covers its usage
 
 
 class ResponseRepository(Repository):
@@ -31,6 +36,8 @@ class ResponseRepository(Repository):
         fields = {"org": owner.org_id, "key": owner.key_id, "model": owner.model}
         if owner.open:
             fields["open"] = "1"
+            if owner.budget is not None:
+                fields["budget"] = orjson.dumps(owner.budget).decode()
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(name, mapping=fields)
             pipe.expire(name, RETENTION_SECONDS)
@@ -40,13 +47,18 @@ class ResponseRepository(Repository):
         found = await self.redis.hgetall(keys.response(response_id))
         if not found.get("org"):
             return None
+        budget = found.get("budget")
         return ResponseOwner(
-            found["org"], found.get("key", ""), found.get("model", ""), found.get("open") == "1"
+            found["org"],
+            found.get("key", ""),
+            found.get("model", ""),
+            found.get("open") == "1",
+            orjson.loads(budget) if budget else None,
         )
 
     async def settle(self, response_id: str) -> bool:
         """Mark a background response's usage as counted: True for the one caller that does."""
-        return bool(await self.redis.hdel(keys.response(response_id), "open"))
+        return bool(await self.redis.hdel(keys.response(response_id), "open", "budget"))
 
     async def forget(self, response_id: str) -> None:
         await self.redis.delete(keys.response(response_id))
