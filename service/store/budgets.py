@@ -26,10 +26,16 @@ KEEP_SECONDS = 100 * 24 * 3600  # a period's counters outlive it, for the report
 # Returns {1} when reserved, or {0, scope name, spent, reserved} for the first scope in the way.
 RESERVE = """
 local amount = tonumber(ARGV[1])
+local fields = {}
+for i = 3, #ARGV, 2 do
+  fields[#fields + 1] = 'spent:' .. ARGV[i]
+  fields[#fields + 1] = 'reserved:' .. ARGV[i]
+end
+local counts = redis.call('HMGET', KEYS[1], unpack(fields))
 for i = 3, #ARGV, 2 do
   local scope, limit = ARGV[i], tonumber(ARGV[i + 1])
-  local spent = tonumber(redis.call('HGET', KEYS[1], 'spent:' .. scope) or '0')
-  local reserved = tonumber(redis.call('HGET', KEYS[1], 'reserved:' .. scope) or '0')
+  local spent = tonumber(counts[i - 2] or '0')
+  local reserved = tonumber(counts[i - 1] or '0')
   if limit >= 0 and (spent + reserved >= limit or spent + reserved + amount > limit) then
     return {0, scope, spent, reserved}
   end
