@@ -142,3 +142,16 @@ def test_a_sweep_chart_carries_its_subtitle_and_says_why_it_is_empty() -> None:
     )
     assert texts(svg)[:2] == ["Sweep of m — running", "grid search · 4 trials"]
     assert "No trial yet" in texts(svg)
+
+
+def test_a_long_job_is_thinned_to_its_pixels_and_keeps_its_peaks() -> None:
+    steps = 50_000
+    long = [
+        StepRow(step=s, train_loss=1.0 + (5.0 if s == 31_337 else 0.0)) for s in range(1, steps + 1)
+    ]
+    svg = render_metrics_svg(long, job=facts(total_steps=steps))
+    [polyline] = [n for n in ET.fromstring(svg).iter(f"{NS}polyline")]
+    points = polyline.get("points", "").split()
+    assert len(points) <= 4 * 760
+    assert min(float(point.split(",")[1]) for point in points) < 110  # the spike to 6.0 is drawn
+    assert float(points[-1].split(",")[0]) == 850.0  # and the curve reaches the last step

@@ -158,7 +158,7 @@ def draw_series(
     style += f' stroke-dasharray="{dash}"' if dash else ""
     parts = []
     for segment in segments:
-        xy = [panel.at(x, y) for x, y in segment]
+        xy = [panel.at(x, y) for x, y in _thin(segment, panel)]
         if len(xy) > 1:
             coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
             parts.append(
@@ -173,6 +173,32 @@ def draw_series(
                 for x, y in xy
             ]
     return parts
+
+
+def _thin(segment: list[tuple[float, float]], panel: Panel) -> list[tuple[float, float]]:
+    """At most four points per pixel column (its first, lowest, highest and last), so a job of
+    50,000 steps draws as fast as one of 3,000 and looks the same: no peak or dip is lost."""
+    columns = int(panel.frame.width)
+    if len(segment) <= 2 * columns:
+        return segment
+    span = (panel.x.hi - panel.x.lo) or 1.0
+    kept: list[tuple[float, float]] = []
+    bucket: list[tuple[float, float]] = []
+    current = None
+    for point in segment:
+        column = int((point[0] - panel.x.lo) / span * columns)
+        if column != current and bucket:
+            kept += _column_extremes(bucket)
+            bucket = []
+        current = column
+        bucket.append(point)
+    return kept + _column_extremes(bucket)
+
+
+def _column_extremes(bucket: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    low, high = min(bucket, key=lambda p: p[1]), max(bucket, key=lambda p: p[1])
+    chosen = {bucket[0], low, high, bucket[-1]}
+    return sorted(chosen)
 
 
 def _segments(points: Sequence[Point]) -> list[list[tuple[float, float]]]:
