@@ -24,6 +24,7 @@ from service.operations.budgets.charges import Reservation, reserve, settle
 from service.operations.context import Context
 from service.operations.tenancy.orgs import get_org
 from service.store.jobs import JobRecord
+from service.store.sweeps import SweepRecord
 
 
 async def billing_tokens(ctx: Context, file_id: str, base_model: str) -> tuple[int, int] | None:
@@ -119,3 +120,29 @@ async def created(
     if not made and owned:
         await settle_job(ctx, record.budget, record.base_model, 0)
     return made
+
+
+async def release_unlaunched(ctx: Context, record: SweepRecord, trial_keys: list[str]) -> None:
+    """Give back, once, the shares of a sweep's trials that never got a job (`trial_keys`: each
+    trial's job Idempotency-Key). The flag is set first: a worker that dies in between leaves
+    the shares reserved rather than give them back twice."""
+    if record.budget is None or record.budget_released:
+        return
+    claimed: list[bool] = []
+
+    def claim(current: SweepRecord) -> SweepRecord | None:
+        claimed.clear()
+        if current.budget_released:
+            return None
+        current.budget_released = True
+        claimed.append(True)
+        return current
+
+    await ctx.store.sweeps.update(record.id, claim)
+    if not claimed:
+        return
+    unlaunched = 0
+    for trial, key in zip(record.trials, trial_keys, strict=True):
+        if trial.job_id is None and await ctx.store.jobs.idempotent(record.org_id, key) is None:
+            unlaunched += trial.budget_share
+    await release_share(ctx, record.budget, unlaunched)

@@ -250,29 +250,8 @@ async def _cross_off(ctx: Context, record: SweepRecord, step: str) -> SweepRecor
 
 
 async def _release_unlaunched(ctx: Context, record: SweepRecord) -> None:
-    """Give back, once, the shares of trials that never got a job (the flag is set first: a
-    worker that dies in between leaves the share reserved rather than give it back twice)."""
-    if record.budget is None or record.budget_released:
-        return
-    claimed: list[bool] = []
-
-    def claim(current: SweepRecord) -> SweepRecord | None:
-        claimed.clear()
-        if current.budget_released:
-            return None
-        current.budget_released = True
-        claimed.append(True)
-        return current
-
-    await ctx.store.sweeps.update(record.id, claim)
-    if not claimed:
-        return
-    unlaunched = 0
-    for trial in record.trials:
-        key = trial_idempotency_key(record.id, trial.index)
-        if trial.job_id is None and await ctx.store.jobs.idempotent(record.org_id, key) is None:
-            unlaunched += trial.budget_share
-    await budget_training.release_share(ctx, record.budget, unlaunched)
+    keys = [trial_idempotency_key(record.id, trial.index) for trial in record.trials]
+    await budget_training.release_unlaunched(ctx, record, keys)
 
 
 async def _audit_end(ctx: Context, record: SweepRecord) -> None:
