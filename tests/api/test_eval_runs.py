@@ -201,3 +201,57 @@ def test_the_promote_gate_refuses_and_accepts_on_the_evidence(
         with gateway.client(key) as stranger:
             body = {"model": BASE, "require": {"eval_id": evidence["held"]}}
             assert stranger.put("/v1/aliases/x", json=body).status_code == 404
+
+
+def test_a_grader_model_is_called_through_the_proxy_under_its_alias(gateway: Gateway) -> None:
+    judge: Any = {
+        "type": "label_model",
+        "name": "judge",
+        "model": "judge",  # an alias of the org, routed like any proxied call's model
+        "input": [{"role": "user", "content": "Grade: yes or no? {{sample.output_text}}"}],
+        "labels": ["yes", "no"],
+        "passing_labels": ["yes"],
+    }
+    items = held_out_items()
+    with tenant(gateway, role="admin") as org, gateway.client(org.key) as http:
+        assert http.put("/v1/aliases/judge", json={"model": BASE}).status_code == 200
+        made = org.sdk.evals.create(data_source_config=SOURCE, testing_criteria=[judge])
+        before = len(gateway.upstream_requests("/v1/chat/completions"))
+        run = org.sdk.evals.runs.create(made.id, data_source=completions("gpt-4o", items))
+        done = finished(org.sdk, made.id, run.id)
+        assert (done.status, done.result_counts.passed) == ("completed", len(items))
+        calls = gateway.upstream_requests("/v1/chat/completions")[before:]
+        models = sorted(entry["body"]["model"] for entry in calls)
+        assert models == ["gpt-4o"] * len(items) + [BASE] * len(items)
+        graded = [e for e in calls if e["body"]["model"] == BASE]
+        assert all(e["body"]["messages"][0]["content"].startswith("Grade:") for e in graded)
+        usage = wait_for(
+            lambda: (
+                (
+                    rows := {
+                        row["model"]: row["requests"]
+                        for row in http.get("/v1/usage", params={"group_by": "model"}).json()[
+                            "data"
+                        ]
+                    }
+                )
+                == {"gpt-4o": len(items), BASE: len(items)}
+                and rows
+            ),
+            timeout=30,
+            what="the run's calls in usage",
+        )
+        assert usage
+        wait_for(  # every sample and grader call is audited as the run's key
+            lambda: (
+                [
+                    r["status"]
+                    for r in http.get("/v1/audit", params={"action": "chat", "limit": 100}).json()[
+                        "data"
+                    ]
+                ]
+                == [200] * (2 * len(items))
+            ),
+            timeout=30,
+            what="the run's calls in the audit",
+        )
