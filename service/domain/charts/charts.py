@@ -39,7 +39,7 @@ from service.domain.charts.svg import (
     note,
     shorten,
 )
-from service.domain.jobs.metrics import StepRow
+from service.domain.jobs.metrics import VALUES, StepRow
 
 METRICS_WIDTH, CURVES_WIDTH = 880, 980
 TRAIN, VALID, FULL_VALID = "#0072B2", "#D55E00", "#009E73"
@@ -84,11 +84,12 @@ def render_metrics_svg(
     axis starts at zero and its accuracy axis is 0 to 1 (so neither moves as steps arrive),
     epochs are marked, and the best and final values of the curve that matters are ringed."""
     loss_frame, accuracy_frame = Frame(90, 96, 760, 210), Frame(90, 368, 760, 210)
-    present = [s for s in _SERIES if _column(rows, s.loss) or _column(rows, s.accuracy)]
+    table = _Table(rows)
+    present = [s for s in _SERIES if _column(table, s.loss) or _column(table, s.accuracy)]
     total = job.total_steps if job is not None and job.total_steps else 0
     x = _step_axis([*(row.step for row in rows), total])
-    loss_values = _values(rows, [s.loss for s in present])
-    accuracy_values = _values(rows, [s.accuracy for s in present])
+    loss_values = _values(table, [s.loss for s in present])
+    accuracy_values = _values(table, [s.accuracy for s in present])
     if job is not None:
         loss_values, accuracy_values = [0.0, *(loss_values or [1.0])], [0.0, 1.0]
     loss = Panel(loss_frame, x, nice_axis(loss_values))
@@ -99,11 +100,11 @@ def render_metrics_svg(
     epochs = epoch_steps(job)
     parts += draw_epochs(loss, epochs, labels=True) + draw_epochs(accuracy, epochs, labels=False)
     for series in present:
-        parts += draw_series(loss, _points(rows, series.loss), series.colour, width=series.width)
-        accuracy_points = _points(rows, series.accuracy)
+        parts += draw_series(loss, _points(table, series.loss), series.colour, width=series.width)
+        accuracy_points = _points(table, series.accuracy)
         parts += draw_series(accuracy, accuracy_points, series.colour, width=series.width)
     if job is not None and present:
-        parts += _marks(rows, present, loss, accuracy)
+        parts += _marks(table, present, loss, accuracy)
     if not present:
         empty = empty_reason(job.status) if job is not None else EMPTY
         parts += [note(loss_frame, empty), note(accuracy_frame, empty)]
@@ -113,15 +114,13 @@ def render_metrics_svg(
     return document(METRICS_WIDTH, 650, job_title(job), parts, subtitle=job_subtitle(job))
 
 
-def _marks(
-    rows: Sequence[StepRow], present: Sequence[_Series], loss: Panel, accuracy: Panel
-) -> list[str]:
+def _marks(table: _Table, present: Sequence[_Series], loss: Panel, accuracy: Panel) -> list[str]:
     """Best and final of the last series drawn with values (validation over training)."""
     parts: list[str] = []
     for panel, field, lower in ((loss, "loss", True), (accuracy, "accuracy", False)):
-        chosen = [s for s in present if _column(rows, getattr(s, field))]
+        chosen = [s for s in present if _column(table, getattr(s, field))]
         if chosen:
-            points = _points(rows, getattr(chosen[-1], field))
+            points = _points(table, getattr(chosen[-1], field))
             parts += draw_marks(panel, points, lower_is_better=lower, frame=panel.frame)
     return parts
 
@@ -210,13 +209,25 @@ def _legend_row(entries: list[tuple[str, str]], y: float) -> list[str]:
     return parts
 
 
-def _column(rows: Sequence[StepRow], key: str) -> list[float]:
-    return [value for row in rows if (value := getattr(row, key)) is not None]
+class _Table:
+    """Each value's points and present values, read from the rows once (a long job has tens of
+    thousands of rows and the chart asks for each column several times)."""
+
+    def __init__(self, rows: Sequence[StepRow]) -> None:
+        self.points = {key: [(row.step, getattr(row, key)) for row in rows] for key in VALUES}
+        self.present = {
+            key: [value for _, value in points if value is not None]
+            for key, points in self.points.items()
+        }
 
 
-def _values(rows: Sequence[StepRow], keys: list[str]) -> list[float]:
-    return [value for key in keys for value in _column(rows, key)]
+def _column(table: _Table, key: str) -> list[float]:
+    return table.present[key]
 
 
-def _points(rows: Sequence[StepRow], key: str) -> list[Point]:
-    return [(row.step, getattr(row, key)) for row in rows]
+def _values(table: _Table, keys: list[str]) -> list[float]:
+    return [value for key in keys for value in _column(table, key)]
+
+
+def _points(table: _Table, key: str) -> list[Point]:
+    return table.points[key]  # type: ignore[return-value]
