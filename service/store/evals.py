@@ -174,3 +174,27 @@ class RunRepository(Repository):
 
     async def settle(self, run_id: str) -> None:
         await self.redis.zrem(keys.eval_runs_active(), run_id)
+
+    async def take_slot(
+        self, org_id: str, holder: str, limit: int, now: float, stale_before: float
+    ) -> bool:
+        """One of the org's `limit` slots for `holder`, if one is free; slots taken before
+        `stale_before` (by a worker that died) are free again."""
+        key = keys.org_eval_slots(org_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    await pipe.zremrangebyscore(key, 0, stale_before)
+                    if await pipe.zcard(key) >= limit:
+                        await pipe.reset()
+                        return False
+                    pipe.multi()
+                    pipe.zadd(key, {holder: now})
+                    await pipe.execute()
+                    return True
+                except WatchError:
+                    continue
+
+    async def give_slot(self, org_id: str, holder: str) -> None:
+        await self.redis.zrem(keys.org_eval_slots(org_id), holder)

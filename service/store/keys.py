@@ -247,6 +247,11 @@ def eval_runs_active() -> str:
     return f"{PREFIX}evalruns:active"
 
 
+def org_eval_slots(org_id: str) -> str:
+    """The org's eval items being sampled or graded now, scored by when each started."""
+    return f"{PREFIX}org:{org_id}:evalslots"
+
+
 def eval_run_samples(run_id: str) -> str:
     """A run's samples by item index, each written once, as soon as the model answered."""
     return f"{PREFIX}evalrun:{run_id}:samples"

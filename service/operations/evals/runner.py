@@ -3,7 +3,8 @@
 Each item's sample is kept the moment the model answered (`keep_sample`, written once) and its
 output item once graded, so a worker that dies mid-run leaves a run that the next task resumes:
 items already sampled are graded from the kept sample, never sampled again. A run samples at
-most `CONCURRENCY` items at once; a cancel is seen before each item.
+most `CONCURRENCY` items at once, and an org's runs together at most `ORG_CONCURRENCY` (slots
+in Redis, shared by every worker); a cancel is seen before each item.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ from service.operations.evals import calls
 from service.store.evals import EvalRecord, RunRecord
 from service.store.inference.models import CallerView
 
-CONCURRENCY = 4
+CONCURRENCY = 4  # items of one run at once
+ORG_CONCURRENCY = 8  # items of all an org's runs at once, across workers
+SLOT_STALE_SECONDS = 600.0
+SLOT_WAIT_SECONDS = 0.2
 HEARTBEAT_SECONDS = 2.0
 STALE_SECONDS = 10.0  # no heartbeat for this long: the worker died, the sweeper requeues
 EMBEDDING_MODEL = "text-embedding-3-small"
@@ -152,20 +156,40 @@ def _output_item(
     }
 
 
+async def _org_slot(rc: RunContext, holder: str) -> None:
+    while True:
+        now = time.time()
+        stale = now - SLOT_STALE_SECONDS
+        if await rc.ctx.store.eval_runs.take_slot(
+            rc.run.org_id, holder, ORG_CONCURRENCY, now, stale
+        ):
+            return
+        await anyio.sleep(SLOT_WAIT_SECONDS)
+
+
 async def _item(rc: RunContext, index: int, row: Row, limiter: anyio.CapacityLimiter) -> None:
+    holder = f"{rc.run.id}:{index}"
     async with limiter:
         if await rc.cancelled():
             return
-        sample: dict[str, Any] = {}
+        await _org_slot(rc, holder)
         try:
-            sample = await _sample(rc, index, row)
-            output = str(sample["output"][0]["content"] or "")
-            namespace = graders.sample_of(output)
-            grades = [await _grade(rc, c, row.item, namespace) for c in rc.criteria]
-            item = _output_item(rc, index, row, sample, grades, None)
-        except TunegateError as error:
-            item = _output_item(rc, index, row, sample, None, error.message)
-        await rc.ctx.store.eval_runs.keep_item(rc.run.id, index, item)
+            await _graded(rc, index, row)
+        finally:
+            await rc.ctx.store.eval_runs.give_slot(rc.run.org_id, holder)
+
+
+async def _graded(rc: RunContext, index: int, row: Row) -> None:
+    sample: dict[str, Any] = {}
+    try:
+        sample = await _sample(rc, index, row)
+        output = str(sample["output"][0]["content"] or "")
+        namespace = graders.sample_of(output)
+        grades = [await _grade(rc, c, row.item, namespace) for c in rc.criteria]
+        item = _output_item(rc, index, row, sample, grades, None)
+    except TunegateError as error:
+        item = _output_item(rc, index, row, sample, None, error.message)
+    await rc.ctx.store.eval_runs.keep_item(rc.run.id, index, item)
 
 
 def verdicts(items: dict[int, dict[str, Any]]) -> list[results.Verdicts]:
