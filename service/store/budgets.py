@@ -10,9 +10,11 @@ crossed, each once per period. A period's hash expires a while after the period 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
 from service.domain.budgets.limits import Scope
@@ -70,6 +72,37 @@ return claimed
 """
 
 
+SETTLE_SHA = hashlib.sha1(SETTLE.encode(), usedforsecurity=False).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """A reservation replaced by what was really spent (0: released)."""
+
+    org_id: str
+    period: str
+    scopes: list[Scope]
+    reserved: int
+    spent: int
+    thresholds: list[float]
+
+    def arguments(self) -> list[str | int]:
+        marks = [repr(float(share)) for share in self.thresholds]
+        return [self.reserved, self.spent, len(marks), *marks, *_scope_args(self.scopes)]
+
+
+def queue_settle(pipe: Pipeline, settlement: Settlement) -> None:
+    """Queue a settlement on a pipeline, by hash (see `ratelimit.queue_adjust`): if Redis lost
+    the script, the pipeline answers `NoScriptError` and the caller runs `settle` instead."""
+    name = keys.budget(settlement.org_id, settlement.period)
+    pipe.evalsha(SETTLE_SHA, 1, name, *settlement.arguments())
+
+
+def alerts_of(answer: list[str]) -> list[tuple[str, float]]:
+    """The alerts a settlement claimed: (scope, threshold)."""
+    return [(str(answer[i]), float(answer[i + 1])) for i in range(0, len(answer), 2)]
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
     scope: str
@@ -109,22 +142,10 @@ class BudgetRepository(Repository):
             return None
         return Refusal(str(answer[1]), int(answer[2]), int(answer[3]))
 
-    async def settle(
-        self,
-        org_id: str,
-        period: str,
-        scopes: list[Scope],
-        reserved: int,
-        spent: int,
-        thresholds: list[float],
-    ) -> list[tuple[str, float]]:
+    async def settle(self, settlement: Settlement) -> list[tuple[str, float]]:
         """Replace the reservation by the spending; the alerts it crossed, claimed once."""
-        marks = [repr(float(share)) for share in thresholds]
-        answer = await self.settle_script(
-            keys=[keys.budget(org_id, period)],
-            args=[reserved, spent, len(marks), *marks, *_scope_args(scopes)],
-        )
-        return [(str(answer[i]), float(answer[i + 1])) for i in range(0, len(answer), 2)]
+        name = keys.budget(settlement.org_id, settlement.period)
+        return alerts_of(await self.settle_script(keys=[name], args=settlement.arguments()))
 
     async def spending(self, org_id: str, period: str) -> dict[str, ScopeSpend]:
         """Spent and reserved per scope in the period."""

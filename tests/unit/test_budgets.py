@@ -14,7 +14,7 @@ from service.domain.budgets.limits import Scope, period_of, report_scopes, scope
 from service.domain.pricing import inference_cost, load_price_table
 from service.domain.tenancy.policy import Budgets, Policy
 from service.errors import InvalidRequest
-from service.store.budgets import BudgetRepository
+from service.store.budgets import SETTLE, BudgetRepository, Settlement
 
 PRICES = load_price_table()
 MODEL = "gpt-4o-mini-2024-07-18"
@@ -147,9 +147,9 @@ def test_settle_turns_reservations_into_spending_and_release_gives_back() -> Non
         budgets = repository()
         scopes = [Scope("org", 100)]
         await budgets.reserve("org_1", "p", scopes, 60)
-        await budgets.settle("org_1", "p", scopes, 60, 25, [])
+        await budgets.settle(Settlement("org_1", "p", scopes, 60, 25, []))
         await budgets.reserve("org_1", "p", scopes, 60)
-        await budgets.settle("org_1", "p", scopes, 60, 0, [])  # released
+        await budgets.settle(Settlement("org_1", "p", scopes, 60, 0, []))  # released
         spending = (await budgets.spending("org_1", "p"))["org"]
         assert (spending.spent, spending.reserved) == (25, 0)
         assert await budgets.reserve("org_1", "p", scopes, 75) is None
@@ -176,10 +176,10 @@ def test_alerts_are_claimed_once_per_threshold_and_period() -> None:
         claimed = []
         for spent in (30, 30, 30, 30, 30):
             await budgets.reserve("org_1", "p", scopes, 0)
-            claimed += await budgets.settle("org_1", "p", scopes, 0, spent, marks)
+            claimed += await budgets.settle(Settlement("org_1", "p", scopes, 0, spent, marks))
         assert claimed == [("org", 0.5), ("org", 0.8), ("org", 1.0)]
-        await budgets.settle("org_1", "next", scopes, 0, 60, marks)
-        assert await budgets.settle("org_1", "next", scopes, 0, 0, marks) == []
+        await budgets.settle(Settlement("org_1", "next", scopes, 0, 60, marks))
+        assert await budgets.settle(Settlement("org_1", "next", scopes, 0, 0, marks)) == []
 
     asyncio.run(scenario())
 
@@ -192,5 +192,28 @@ def test_concurrent_reservations_never_overbook() -> None:
             *(budgets.reserve("org_1", "p", scopes, 70) for _ in range(40))
         )
         assert sum(result is None for result in results) == 1000 // 70
+
+    asyncio.run(scenario())
+
+
+def test_settlements_ride_in_the_usage_pipeline_even_after_redis_lost_the_script() -> None:
+    from service.store.inference.ratelimit import RateLimitRepository
+    from service.store.inference.usage import UsageRepository
+
+    async def scenario() -> None:
+        redis = fakeredis.FakeAsyncRedis(decode_responses=True)
+        budgets = BudgetRepository(redis)
+        usage = UsageRepository(redis, RateLimitRepository(redis), budgets)
+        scopes, marks = [Scope("org", 100)], [0.5]
+        await budgets.reserve("org_1", "p", scopes, 60)
+        await budgets.reserve("org_1", "p", scopes, 40)
+        await redis.script_load(SETTLE)  # as a process that settled before has it
+        first = Settlement("org_1", "p", scopes, 60, 55, marks)
+        assert await usage.record([], [], [first]) == [[("org", 0.5)]]
+        await redis.script_flush()  # a restarted Redis: EVALSHA answers NOSCRIPT
+        second = Settlement("org_1", "p", scopes, 40, 10, marks)
+        assert await usage.record([], [], [second]) == [[]]
+        spending = (await budgets.spending("org_1", "p"))["org"]
+        assert (spending.spent, spending.reserved) == (65, 0)
 
     asyncio.run(scenario())

@@ -20,6 +20,7 @@ from service.errors import QuotaExceeded
 from service.logging import get_logger
 from service.operations.context import Context
 from service.operations.webhooks.events import queue_callback
+from service.store.budgets import Settlement
 
 log = get_logger("tunegate.budgets")
 EXHAUSTED_MESSAGE = (
@@ -78,18 +79,26 @@ async def reserve(
     raise QuotaExceeded(message, extra={"budget_scope": refusal.scope})
 
 
+def settlement_of(reservation: Reservation, spent: int) -> Settlement:
+    """The reservation replaced by what it really cost (0: released)."""
+    scopes, thresholds = reservation.scopes, reservation.thresholds
+    return Settlement(
+        reservation.org_id, reservation.period, scopes, reservation.amount, spent, thresholds
+    )
+
+
 async def settle(ctx: Context, reservation: Reservation | None, spent: int) -> None:
-    """What the reservation really cost (0: release it); then the alerts it crossed."""
+    """What the reservation really cost (0: release it); then the alerts it crossed. (A proxied
+    call's settles with its usage counters instead: `inference.usage.write_calls`.)"""
     if reservation is None:
         return
-    alerts = await ctx.store.budgets.settle(
-        reservation.org_id,
-        reservation.period,
-        reservation.scopes,
-        reservation.amount,
-        spent,
-        reservation.thresholds,
-    )
+    alerts = await ctx.store.budgets.settle(settlement_of(reservation, spent))
+    await send_alerts(ctx, reservation, alerts)
+
+
+async def send_alerts(
+    ctx: Context, reservation: Reservation, alerts: list[tuple[str, float]]
+) -> None:
     for scope, threshold in alerts:
         await send_alert(ctx, reservation, scope, threshold)
 

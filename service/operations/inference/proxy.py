@@ -288,17 +288,21 @@ async def reserve_budget(call: Call, prepared: Prepared) -> None:
     call.budget = await budget_charges.reserve(call.ctx, org_id, budgets, key_id, "inference", cost)
 
 
-async def _settle_budget(call: Call, usage: Usage | None) -> None:
+def _settlements(
+    call: Call, usage: Usage | None
+) -> tuple[tuple[budget_charges.Reservation, int], ...]:
+    """The call's reservations, each with what it really cost (written with its usage)."""
     spent = 0
     if usage is not None and call.prepared is not None:
         spent = cost_nanos(call.ctx, call.prepared.model, usage)
+    found = []
     if call.counted and call.background is not None:
-        background, call.background = call.background, None
-        await budget_charges.settle(call.ctx, background, spent)
-        spent = 0
+        found.append((call.background, spent))
+        call.background, spent = None, 0
     if call.budget is not None:
-        budget, call.budget = call.budget, None
-        await budget_charges.settle(call.ctx, budget, spent)
+        found.append((call.budget, spent))
+        call.budget = None
+    return tuple(found)
 
 
 def _upstream_error(error: UpstreamError) -> TunegateError:
@@ -547,9 +551,9 @@ async def _record(
         status=status,
         details=details,
         endpoint=call.api,
+        settlements=_settlements(call, usage),
     )
     try:
-        await _settle_budget(call, usage)
         await record_call(call.ctx, metered)
     except Exception:  # the reply is decided already: nothing to tell the client, so log loudly
         log.error("call_record_failed", request_id=call.request_id, exc_info=True)

@@ -3,10 +3,12 @@
 `record_call` is where a finished (or refused) call leaves its traces: usage counters per org,
 key, model and UTC day, with the estimated cost from the price table (tuned models at their
 tuned rates); the rate-limit correction (the tokens reserved before the call against what the
-upstream reported); and the call's audit record. Calls that finish together are written
-together (`CallRecorder`). Fine-tuning jobs count their training tokens apart, as
-`trained_tokens` under `fine-tuning:<base model>` (see `jobs.finish`). `usage_report` sums the
-counters over a date range, grouped as asked (by model, key, day and the proxied endpoint).
+upstream reported); the budget settlements (its reservations replaced by what it cost, in the
+same round trip as the counters, then the alerts they crossed); and the call's audit record.
+Calls that finish together are written together (`CallRecorder`). Fine-tuning jobs count
+their training tokens apart, as `trained_tokens` under `fine-tuning:<base model>` (see
+`jobs.finish`). `usage_report` sums the counters over a date range, grouped as asked (by model,
+key, day and the proxied endpoint).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from service.domain.pricing import UnknownModelError, inference_cost
 from service.domain.tenancy.access import Principal
 from service.domain.tenancy.audit import AuditEvent, Outcome, outcome_for_status
 from service.errors import InvalidRequest
+from service.operations.budgets.charges import Reservation, send_alerts, settlement_of
 from service.operations.context import Context
 from service.operations.tenancy.audit import audit_event, record_audits
 from service.store.inference.usage import TokenCorrection, UsageEntry, UsageRow
@@ -49,6 +52,8 @@ class Metered:
     status: int
     details: dict[str, Any]
     endpoint: str = ""  # the proxied API (`chat`, `responses`, ...)
+    # budget reservations to settle, each with what it really cost (0: released)
+    settlements: tuple[tuple[Reservation, int], ...] = ()
 
     @property
     def outcome(self) -> Outcome:
@@ -109,17 +114,22 @@ def _audit_event(metered: Metered) -> AuditEvent:
 
 
 async def write_calls(ctx: Context, batch: list[Metered]) -> None:
-    """Usage and rate-limit corrections of the batch in one pipeline, then its audit records in
-    another: two round trips however many calls the batch holds."""
+    """Usage, rate-limit corrections and budget settlements of the batch in one pipeline, then
+    its audit records in another: two round trips however many calls the batch holds."""
     day = dt.datetime.now(dt.UTC).date().isoformat()
     entries = [entry for metered in batch if (entry := _entry(ctx, metered, day))]
     corrections = [fix for metered in batch if (fix := _correction(metered))]
+    held = [pair for metered in batch for pair in metered.settlements]
+    settlements = [settlement_of(reservation, spent) for reservation, spent in held]
     failure: Exception | None = None
+    alerts: list[list[tuple[str, float]]] = []
     try:
-        await ctx.store.usage.record(entries, corrections)
+        alerts = await ctx.store.usage.record(entries, corrections, settlements)
     except Exception as error:  # the audit records still go out
         failure = error
     await record_audits(ctx.store, [_audit_event(metered) for metered in batch])
+    for (reservation, _), claimed in zip(held, alerts, strict=False):
+        await send_alerts(ctx, reservation, claimed)
     if failure is not None:
         raise failure
 

@@ -5,7 +5,8 @@ prompt and completion tokens (and of them, cached prompt and reasoning tokens), 
 the estimated cost in nano-dollars (integers add up exactly where floats would drift). The
 endpoint is the proxied API (`chat`, `responses`, `embeddings`, ...); counters written before
 endpoints were counted, and fine-tuning's trained tokens, are `<key id>|<model>|<metric>`.
-The counters and rate-limit corrections of a batch of calls go in one pipelined round trip.
+The counters, rate-limit corrections and budget settlements of a batch of calls go in one
+pipelined round trip.
 Days are kept `RETENTION_DAYS`.
 """
 
@@ -19,6 +20,7 @@ from redis.exceptions import NoScriptError
 
 from service.store import keys
 from service.store.base import Repository
+from service.store.budgets import BudgetRepository, Settlement, alerts_of, queue_settle
 from service.store.inference.ratelimit import RateLimitRepository, queue_adjust
 
 RETENTION_DAYS = 400
@@ -72,17 +74,29 @@ class UsageRow:
 
 
 class UsageRepository(Repository):
-    def __init__(self, redis: Redis, rate_limits: RateLimitRepository) -> None:
+    def __init__(
+        self, redis: Redis, rate_limits: RateLimitRepository, budgets: BudgetRepository
+    ) -> None:
         super().__init__(redis)
         self.rate_limits = rate_limits
+        self.budgets = budgets
 
-    async def record(self, entries: list[UsageEntry], corrections: list[TokenCorrection]) -> None:
-        """Count the entries and apply the corrections in one round trip (entries of the same
-        org, day, key and model are summed first, as are corrections of the same key)."""
+    async def record(
+        self,
+        entries: list[UsageEntry],
+        corrections: list[TokenCorrection],
+        settlements: list[Settlement] | None = None,
+    ) -> list[list[tuple[str, float]]]:
+        """Count the entries, apply the corrections and the budget settlements in one round
+        trip (entries of the same org, day, key and model are summed first, as are corrections
+        of the same key); the alerts each settlement claimed, in order."""
         entries, corrections = _merged(entries), _merged_corrections(corrections)
-        if not entries and not corrections:
-            return
+        settlements = settlements or []
+        if not entries and not corrections and not settlements:
+            return []
         async with self.redis.pipeline(transaction=False) as pipe:
+            for settlement in settlements:
+                queue_settle(pipe, settlement)
             for entry in entries:
                 _count(pipe, entry)
             for name in {keys.usage_day(entry.org_id, entry.day) for entry in entries}:
@@ -93,9 +107,16 @@ class UsageRepository(Repository):
         for result in results:
             if isinstance(result, Exception) and not isinstance(result, NoScriptError):
                 raise result
-        if any(isinstance(result, NoScriptError) for result in results):
+        settled, rest = results[: len(settlements)], results[len(settlements) :]
+        if any(isinstance(result, NoScriptError) for result in rest):
             for fix in corrections:
                 await self.rate_limits.adjust(fix.key_id, fix.tokens_per_minute, fix.delta)
+        return [
+            await self.budgets.settle(settlement)
+            if isinstance(answer, NoScriptError)
+            else alerts_of(answer)
+            for settlement, answer in zip(settlements, settled, strict=True)
+        ]
 
     async def rows(self, org_id: str, days: list[str]) -> list[UsageRow]:
         """Every (day, key, model) row of the given days."""
