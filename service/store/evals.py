@@ -152,9 +152,9 @@ class RunRepository(Repository):
                 except WatchError:
                     continue
 
-    async def samples(self, run_id: str) -> dict[int, dict[str, Any]]:
-        raw = await self.redis.hgetall(keys.eval_run_samples(run_id))
-        return {int(index): orjson.loads(value) for index, value in raw.items()}
+    async def sample(self, run_id: str, index: int) -> dict[str, Any] | None:
+        raw = await self.redis.hget(keys.eval_run_samples(run_id), str(index))
+        return orjson.loads(raw) if raw else None
 
     async def keep_sample(self, run_id: str, index: int, sample: dict[str, Any]) -> None:
         await self.redis.hsetnx(keys.eval_run_samples(run_id), str(index), orjson.dumps(sample))

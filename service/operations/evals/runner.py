@@ -96,7 +96,7 @@ async def _grade(
 
 
 async def _sample(rc: RunContext, index: int, row: Row) -> dict[str, Any]:
-    kept = (await rc.ctx.store.eval_runs.samples(rc.run.id)).get(index)
+    kept = await rc.ctx.store.eval_runs.sample(rc.run.id, index)
     if kept is not None:
         return kept
     source = rc.source
