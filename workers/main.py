@@ -27,6 +27,7 @@ from service.config import Settings
 from service.errors import Unavailable
 from service.logging import get_logger
 from service.operations import maintenance
+from service.operations.jobs import cycle as job_cycle
 from service.queue import connect_sync_redis, queue_name
 from service.store import Store
 from workers import runtime
@@ -91,9 +92,29 @@ def start_sweep_ticker(settings: Settings, stop: threading.Event) -> None:
     ).start()
 
 
+def _poll_ticker(settings: Settings, stop: threading.Event) -> None:
+    """The poll cycle's clock (`jobs.cycle.run_timed_cycles`), one context for all its walks."""
+    runtime.bind_thread(settings)
+    while not stop.is_set():
+        try:
+            runtime.run_operation(lambda ctx: job_cycle.run_timed_cycles(ctx, stop.is_set))
+        except Unavailable as waiting:  # the sandbox not published yet
+            log.warning("poll_cycles_waiting", reason=waiting.message)
+        except Exception:
+            log.warning("poll_cycles_failed", exc_info=True)
+        stop.wait(HEARTBEAT_SECONDS)
+
+
+def start_poll_ticker(settings: Settings, stop: threading.Event) -> None:
+    threading.Thread(
+        target=_poll_ticker, args=(settings, stop), name="poll-ticker", daemon=True
+    ).start()
+
+
 def _housekeeping(settings: Settings, name: str, parent: int) -> None:
     stop = start_heartbeat(settings.redis_url or "", name)
     start_sweep_ticker(settings, stop)
+    start_poll_ticker(settings, stop)
     scheduler = threading.Thread(
         target=_scheduler_loop, args=(settings, stop), name="rq-scheduler", daemon=True
     )
@@ -107,12 +128,12 @@ def _housekeeping(settings: Settings, name: str, parent: int) -> None:
 
 
 def start_housekeeping(settings: Settings, name: str) -> BaseProcess:
-    """The worker's heartbeat, sweep ticker and RQ scheduler (delayed jobs), in a process of
-    their own that ends with the worker, even a SIGKILLed one (RQ's own scheduler process
-    outlives a killed worker). RQ forks a work horse per task, and a fork taken while another
-    thread of the worker holds a lock (a log write, say) leaves the horse waiting for it
-    forever; so the worker keeps no thread of ours, and this process, which has them, never
-    forks."""
+    """The worker's heartbeat, sweep ticker, poll cycle clock and RQ scheduler (delayed jobs),
+    in a process of their own that ends with the worker, even a SIGKILLed one (RQ's own
+    scheduler process outlives a killed worker). RQ forks a work horse per task, and a fork
+    taken while another thread of the worker holds a lock (a log write, say) leaves the horse
+    waiting for it forever; so the worker keeps no thread of ours, and this process, which has
+    them, never forks."""
     process = multiprocessing.get_context("fork").Process(
         target=_housekeeping,
         args=(settings, name, os.getpid()),
@@ -320,6 +341,7 @@ def start_thread_workers(settings: Settings, count: int = 2) -> Callable[[], Non
         thread.start()
     heartbeat = start_heartbeat(settings.redis_url, _worker_name("embedded"))
     start_sweep_ticker(settings, heartbeat)
+    start_poll_ticker(settings, heartbeat)
 
     def stop_all() -> None:
         heartbeat.set()

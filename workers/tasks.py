@@ -39,8 +39,8 @@ def advance_due_jobs() -> int:
     return run_operation(job_runner.advance_due_jobs)
 
 
-def poll_jobs(timed: bool) -> int:
-    return run_operation(lambda ctx: job_cycle.run_poll_cycle(ctx, timed=timed))
+def poll_jobs() -> int:
+    return run_operation(job_cycle.run_poll_cycle)
 
 
 def deliver_webhook(delivery_id: str) -> str:

@@ -30,11 +30,6 @@ from service.store import keys
 from service.store.base import MAX_WRITE_TRIES, Repository, compare_and_set
 
 IDEMPOTENCY_SECONDS = 24 * 3600
-_CLAIM_NEXT_CYCLE = """
-if tonumber(redis.call('GET', KEYS[1]) or '0') > tonumber(ARGV[2]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[1])
-return 1
-"""
 Change = Callable[["JobRecord"], "JobRecord | None"]
 
 
@@ -228,11 +223,10 @@ class JobRepository(Repository):
         if await self.redis.get(lease) == owner:
             await self.redis.pexpire(lease, max(1, int(gap_seconds * 1000)))
 
-    async def claim_next_cycle(self, at: float, now: float) -> bool:
-        """Become the one to queue the next timed cycle, for `at`, unless one is already
-        queued for later than `now` (so the timed cycles stay one chain)."""
-        claimed = await self.redis.eval(_CLAIM_NEXT_CYCLE, 1, keys.jobs_next_cycle(), at, now)
-        return bool(claimed)
+    async def claim_cycle_tick(self, tick: int, interval: float) -> bool:
+        """Become the one worker process that walks for this tick of the cycle's clock."""
+        key = keys.jobs_cycle_tick(interval, tick)
+        return bool(await self.redis.set(key, 1, nx=True, px=int(interval * 2000)))
 
     async def job_for_upstream(self, upstream_id: str) -> str | None:
         value: str | None = await self.redis.hget(keys.jobs_by_upstream(), upstream_id)

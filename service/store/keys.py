@@ -178,9 +178,9 @@ def jobs_poll_cycle() -> str:
     return f"{PREFIX}jobs:poll_cycle"
 
 
-def jobs_next_cycle() -> str:
-    """When the poll cycle's next timed walk is queued for."""
-    return f"{PREFIX}jobs:poll_cycle:next"
+def jobs_cycle_tick(interval: float, tick: int) -> str:
+    """Claimed by the worker process that walks for this tick of the poll cycle's clock."""
+    return f"{PREFIX}jobs:poll_cycle:tick:{interval:g}:{tick}"
 
 
 def upstream_bucket() -> str:

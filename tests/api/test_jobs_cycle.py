@@ -115,7 +115,7 @@ def run_cycle(setup: Setup, records: list[JobRecord]) -> tuple[int, dict[str, Jo
             ctx = Context(settings, Store(server.url), RecordingQueue(), upstream)
             for record in records:
                 await ctx.store.jobs.create(record, None)
-            made_due = await run_poll_cycle(ctx, timed=False)
+            made_due = await run_poll_cycle(ctx)
             after = {r.id: r for r in await ctx.store.jobs.many([r.id for r in records])}
             due = await ctx.store.redis.zrange("tg:jobs:due", 0, -1)
             await ctx.store.aclose()
@@ -159,6 +159,7 @@ def test_unchanged_jobs_cost_nothing_but_the_page(sandbox: SandboxHandle) -> Non
     assert made_due == 0
     assert due == []
     assert all(record.listed is None for record in after.values())
+    assert all(record.version == 0 for record in after.values())  # not one write
     assert len(setup.list_calls()) == 1
 
 

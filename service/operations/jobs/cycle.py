@@ -3,17 +3,21 @@
 Jobs the upstream holds are watched (`store.jobs.watched`, one hash read per cycle). One
 worker at a time (a lease in Redis) walks `GET /fine_tuning/jobs` newest first, a page of 100 at
 a time, until it has seen every watched job or passed the oldest. A listed job whose status,
-model or trained tokens differ from what was recorded, or a running one whose events are older
-than `EVENTS_EVERY_SECONDS`, is made due with the listed copy (`JobRecord.listed`), so the
-runner's poll (`jobs.watch`) reads only its new events, and its checkpoints when it changed.
-Watched jobs the walk did not find are made due without one: the poll retrieves them one by one,
-the fallback. Jobs fall due in `fair_order`, so one org's thousand changes never queue ahead of
-another org's first.
+model or trained tokens differ from what was recorded has its new status recorded by the walk
+itself unless it ended (an end waits for the poll that reads its events, checkpoints and model),
+so callers see it one walk after the upstream; it is then made due with the listed copy
+(`JobRecord.listed`), so the runner's poll (`jobs.watch`) reads only its new events, and its
+checkpoints when it changed. A running job whose events are older than `EVENTS_EVERY_SECONDS` is
+made due the same way. Watched jobs the walk did not find are made due without one: the poll
+retrieves them one by one, the fallback. Jobs fall due in `fair_order`, so one org's thousand
+changes never queue ahead of another org's first. A job left unchanged costs no write and no
+call of its own.
 
-Timed cycles come every `cycle_seconds` (2 s, slower as the list grows) while any job is
-watched; each queues the next. OpenAI's webhooks run one at once (`queue_cycle_now`), and the
-sweeper restarts the timer if it was lost. Every page draws from the upstream budget at poll
-priority, so creates and cancels go first.
+The walks come on the clock (`run_timed_cycles`, every worker process's housekeeping): every
+`cycle_seconds` (2 s, slower as the list grows), on the multiples of that interval, the first
+process to claim the tick walks. No task is queued for them, so they keep their interval
+however busy the workers are. OpenAI's webhooks run one at once (`queue_cycle_now`). Every page
+draws from the upstream budget at poll priority, so creates and cancels go first.
 """
 
 from __future__ import annotations
@@ -35,10 +39,12 @@ from service.domain.jobs.polling import (
     listing_mark,
     needs_poll,
 )
-from service.domain.jobs.states import UPSTREAM
+from service.domain.jobs.states import UPSTREAM, is_terminal, observe
+from service.errors import UpstreamError
 from service.logging import get_logger
 from service.operations.context import Context
 from service.operations.jobs import schedule as job_schedule
+from service.operations.jobs.records import copy_upstream, saw
 from service.operations.upstream_rate import Priority, within_budget
 from service.store.jobs import JobRecord
 from service.upstream import FineTuningJob
@@ -46,26 +52,45 @@ from service.upstream import FineTuningJob
 TASK = "poll_jobs"
 LEASE_SECONDS = 120.0
 GAP_SECONDS = 1.0  # webhooks coalesce: at most one walk a second
+CLAIM_TRIES = 6  # a timed walk waits this many quarter seconds for a webhook's walk's gap
 MAX_PAGES = 200
 WRITERS = 16  # records marked due at once
+RETRY_SECONDS = 5.0  # a timed loop that failed (Redis away) tries again after this
 log = get_logger(__name__)
 
 
-async def run_poll_cycle(ctx: Context, *, timed: bool) -> int:
-    """Walk the list once (unless another worker is walking); returns how many jobs fell due.
-    A timed cycle queues the next one while jobs are watched."""
+async def run_poll_cycle(ctx: Context, *, claim_tries: int = 1) -> int:
+    """Walk the list once (unless another worker is walking); returns how many jobs fell due."""
     owner = uuid.uuid4().hex
-    try:
-        if not await ctx.store.jobs.claim_cycle(owner, LEASE_SECONDS):
+    for attempt in range(claim_tries):
+        if await ctx.store.jobs.claim_cycle(owner, LEASE_SECONDS):
+            break
+        if attempt + 1 == claim_tries:
             return 0
-        try:
-            return await _walk(ctx)
-        finally:
-            await ctx.store.jobs.end_cycle(owner, GAP_SECONDS)
+        await anyio.sleep(GAP_SECONDS / 4)
+    try:
+        return await _walk(ctx)
     finally:
-        if timed:  # also after a failed walk: the next one tries again
-            with anyio.CancelScope(shield=True):
-                await queue_next_cycle(ctx)
+        await ctx.store.jobs.end_cycle(owner, GAP_SECONDS)
+
+
+async def run_timed_cycles(ctx: Context, stopping: Callable[[], bool]) -> None:
+    """Walk every `cycle_seconds`, on its multiples, until `stopping()`: every worker process
+    runs this loop, and the first to claim a tick walks."""
+    while not stopping():
+        try:
+            interval = cycle_seconds(await ctx.store.jobs.watched_count())
+            await anyio.sleep(interval - time.time() % interval)
+            tick = math.floor(time.time() / interval + 0.5)
+            if stopping() or not await ctx.store.jobs.claim_cycle_tick(tick, interval):
+                continue
+            if await ctx.store.jobs.watched_count():
+                await run_poll_cycle(ctx, claim_tries=CLAIM_TRIES)
+        except Exception:
+            if stopping():  # shutting down: Redis may have gone first
+                return
+            log.warning("poll_cycle_failed", exc_info=True)
+            await anyio.sleep(RETRY_SECONDS)
 
 
 async def _walk(ctx: Context) -> int:
@@ -89,24 +114,23 @@ async def _walk(ctx: Context) -> int:
             break
         after = page[-1].id
     changed.update({upstream_id: (job, None) for upstream_id, job in unseen.items()})
-    return await _make_due(ctx, list(changed.values()), now)
+    return await _make_due(ctx, list(changed.values()), len(watched))
 
 
 async def _make_due(
-    ctx: Context, changed: Iterable[tuple[Watched, FineTuningJob | None]], now: float
+    ctx: Context, changed: Iterable[tuple[Watched, FineTuningJob | None]], watched: int
 ) -> int:
     listed = {watched.job_id: job for watched, job in changed}
     order = fair_order(watched for watched, _ in changed)
-    interval = cycle_seconds(await ctx.store.jobs.watched_count())
+    interval = cycle_seconds(watched)
     limiter = anyio.CapacityLimiter(WRITERS)
+    now = time.time()
     async with anyio.create_task_group() as group:
         for job_id, offset in order:
-            job = listed[job_id]
-            snapshot = job.model_dump(mode="json") if job is not None else None
             change = functools.partial(
-                _listed, snapshot=snapshot, due_at=now + offset, interval=interval
+                _listed, job=listed[job_id], due_at=now + offset, interval=interval, now=now
             )
-            group.start_soon(_write, ctx, limiter, job_id, change)
+            group.start_soon(_write, ctx, limiter, job_id, listed[job_id], change)
     if order:  # one task drains them all, taking each as it falls due
         await job_schedule.queue_now(ctx)
     return len(order)
@@ -116,6 +140,7 @@ async def _write(
     ctx: Context,
     limiter: anyio.CapacityLimiter,
     job_id: str,
+    job: FineTuningJob | None,
     change: Callable[[JobRecord], JobRecord | None],
 ) -> None:
     async with limiter:
@@ -123,47 +148,39 @@ async def _write(
 
 
 def _listed(
-    record: JobRecord, *, snapshot: dict[str, object] | None, due_at: float, interval: float
+    record: JobRecord,
+    *,
+    job: FineTuningJob | None,
+    due_at: float,
+    interval: float,
+    now: float,
 ) -> JobRecord | None:
     if record.state not in UPSTREAM:
         return None
-    record.listed = snapshot
+    record.listed = job.model_dump(mode="json") if job is not None else None
     record.poll_delay = interval
     record.due_at = min(record.due_at or due_at, due_at)
+    if job is not None:
+        observe_listed(record, job, now)
     return record
 
 
-async def queue_next_cycle(ctx: Context) -> None:
-    """The next timed cycle, while any job is watched."""
-    count = await ctx.store.jobs.watched_count()
-    if count:
-        await queue_cycle_at(ctx, time.time() + cycle_seconds(count))
-
-
-async def queue_cycle_at(ctx: Context, at: float) -> bool:
-    """Queue the timed cycle for `at`, unless one is queued for later than now already;
-    True if this queued it. A cycle due now is queued as it is, not through RQ's scheduler
-    (whose lock a killed worker holds for a minute)."""
-    now = time.time()
-    bucket = math.ceil(max(at, now))
-    later = at > now
-    # A cycle queued at once may start before its second is out: it claims now, not the
-    # second, so that it can queue the next one.
-    if not await ctx.store.jobs.claim_next_cycle(float(bucket) if later else now, now):
-        return False
-    delay = bucket - now if later else None
-    await ctx.queue.submit(TASK, True, job_id=f"tg-poll-{bucket}", delay_seconds=delay)
-    return True
+def observe_listed(record: JobRecord, job: FineTuningJob, now: float) -> None:
+    """Record a new status that is not an end at once; the runner's poll adds the events. An
+    end is the poll's to record, after the events, checkpoints and model (a caller who sees
+    `succeeded` finds them all), and so is a status the state machine refuses."""
+    before = record.state
+    try:
+        after = observe(before, job.status)
+    except UpstreamError:
+        return
+    if is_terminal(after):
+        return
+    copy_upstream(record, job)
+    record.state = after
+    saw(record, before, now)
 
 
 async def queue_cycle_now(ctx: Context) -> None:
-    """A walk at once (OpenAI's webhook said a job changed): the timer is left as it is."""
-    await ctx.queue.submit(TASK, False, job_id=f"tg-poll-now-{math.floor(time.time())}")
-
-
-async def ensure_timer(ctx: Context) -> bool:
-    """Start the timed cycles if none is queued (a newly watched job, a lost task); True if it
-    had to."""
-    if not await ctx.store.jobs.watched_count():
-        return False
-    return await queue_cycle_at(ctx, time.time())
+    """A walk at once (OpenAI's webhook said a job changed); the timed walks go on as they are."""
+    await ctx.queue.submit(TASK, job_id=f"tg-poll-now-{math.floor(time.time())}")

@@ -30,7 +30,6 @@ from service.domain.jobs.states import JobEvent, JobState, is_terminal, transiti
 from service.errors import UpstreamError
 from service.logging import get_logger
 from service.operations.context import Context
-from service.operations.jobs import cycle as job_cycle
 from service.operations.jobs import finish as job_finish
 from service.operations.jobs import schedule as job_schedule
 from service.operations.jobs import slots as job_slots
@@ -68,7 +67,6 @@ async def sweep_jobs(ctx: Context) -> dict[str, int]:
     raised limit, a crash), callbacks whose attempt was lost."""
     return {
         "overdue_jobs": await job_schedule.requeue_overdue(ctx),
-        "restarted_poll_cycles": int(await job_cycle.ensure_timer(ctx)),
         "started_jobs": await job_slots.promote_all(ctx),
         "requeued_callbacks": await webhooks.requeue_stalled_deliveries(ctx),
     }

@@ -31,7 +31,6 @@ from service.domain.jobs.states import is_terminal, observe
 from service.errors import UpstreamRejected
 from service.logging import get_logger
 from service.operations.context import Context
-from service.operations.jobs import cycle as job_cycle
 from service.operations.jobs.records import (
     copy_upstream,
     ended,
@@ -171,8 +170,6 @@ async def adopt(ctx: Context, record: JobRecord, job: FineTuningJob) -> JobRecor
 
     await register_model(ctx, record, job)
     updated = await ctx.store.jobs.update(record.id, take)
-    if updated is not None and updated.due_at is None:
-        await job_cycle.ensure_timer(ctx)
     if not taken:
         if updated is not None and updated.upstream_id != job.id:
             await _cancel_twin(ctx, record.id, job)  # another worker's create won

@@ -1,0 +1,132 @@
+"""What one walk of the poll cycle writes for a listed job: a new status that is not an end is
+recorded at once (with when it was seen and at what interval), an end is left to the poll that
+reads the events first, and only one worker process walks for a tick of the cycle's clock."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import fakeredis
+
+from service.domain.jobs.states import JobState
+from service.operations.jobs.cycle import _listed
+from service.operations.jobs.watch import Snapshot, observe_poll
+from service.store.jobs import JobRecord, JobRepository
+from service.upstream import FineTuningJob
+
+NOW = 1_800_000_000.0
+
+
+def record(state: JobState, status: str) -> JobRecord:
+    return JobRecord(
+        id="ftjob-ours",
+        org_id="org-a",
+        created_at=int(NOW) - 60,
+        seq=NOW - 60,
+        request={"model": "gpt-4o-mini", "training_file": "file-x"},
+        base_model="gpt-4o-mini",
+        seed=1,
+        state=state,
+        upstream_id="ftjob-up",
+        upstream_status=status,
+    )
+
+
+def listed(status: str, **more: Any) -> FineTuningJob:
+    return FineTuningJob.model_validate(
+        {
+            "id": "ftjob-up",
+            "object": "fine_tuning.job",
+            "created_at": int(NOW) - 60,
+            "model": "gpt-4o-mini",
+            "organization_id": "org-up",
+            "result_files": [],
+            "seed": 1,
+            "status": status,
+            "training_file": "file-up",
+            "validation_file": None,
+            "fine_tuned_model": None,
+            "finished_at": None,
+            "trained_tokens": None,
+            "error": None,
+            "hyperparameters": {"n_epochs": 3},
+            **more,
+        }
+    )
+
+
+def test_a_new_status_is_recorded_by_the_walk_itself() -> None:
+    job = listed("running")
+
+    after = _listed(record(JobState.QUEUED, "queued"), job=job, due_at=NOW, interval=5.0, now=NOW)
+
+    assert after is not None
+    assert after.state == JobState.RUNNING
+    assert after.upstream_status == "running"
+    assert after.history == [{"state": "running", "at": NOW, "poll_delay": 5.0}]
+    assert after.listed == job.model_dump(mode="json")  # its poll reads only the events
+    assert after.due_at == NOW
+
+
+def test_an_end_is_left_to_the_poll_that_reads_the_events_first() -> None:
+    job = listed("succeeded", fine_tuned_model="ft:gpt-4o-mini:x", trained_tokens=100)
+
+    after = _listed(record(JobState.RUNNING, "running"), job=job, due_at=NOW, interval=5.0, now=NOW)
+
+    assert after is not None
+    assert after.state == JobState.RUNNING
+    assert after.upstream_status == "running"
+    assert after.fine_tuned_model is None
+    assert after.history == []
+    assert (after.listed or {})["status"] == "succeeded"
+    assert after.due_at == NOW
+
+
+def test_a_job_the_walk_did_not_list_is_only_made_due() -> None:
+    after = _listed(record(JobState.QUEUED, "queued"), job=None, due_at=NOW, interval=5.0, now=NOW)
+
+    assert after is not None
+    assert after.state == JobState.QUEUED
+    assert after.listed is None
+    assert after.due_at == NOW
+
+
+def test_a_job_that_ended_meanwhile_is_not_written() -> None:
+    ended = record(JobState.CANCELLED, "cancelled")
+
+    assert _listed(ended, job=listed("running"), due_at=NOW, interval=5.0, now=NOW) is None
+
+
+def test_one_worker_process_walks_for_a_tick() -> None:
+    async def claims() -> list[bool]:
+        jobs = JobRepository(fakeredis.FakeAsyncRedis(decode_responses=True))
+        tick = int(time.time() / 2.0)
+        return [
+            await jobs.claim_cycle_tick(tick, 2.0),
+            await jobs.claim_cycle_tick(tick, 2.0),
+            await jobs.claim_cycle_tick(tick + 1, 2.0),
+            await jobs.claim_cycle_tick(tick, 5.0),
+        ]
+
+    assert asyncio.run(claims()) == [True, False, True, True]
+
+
+def test_a_poll_never_undoes_a_later_walks_status() -> None:
+    queued, running = listed("queued"), listed("running")
+    polled = Snapshot(
+        queued, [{"id": "ftevent-1", "message": "m"}], None, queued.model_dump(mode="json")
+    )
+    # While the poll read the events of the job listed as queued, a later walk saw it running.
+    current = _listed(
+        record(JobState.QUEUED, "queued"), job=running, due_at=NOW, interval=5, now=NOW
+    )
+    assert current is not None
+
+    after = observe_poll(current, polled, NOW + 1)
+
+    assert after.state == JobState.RUNNING
+    assert after.last_event_id == "ftevent-1"
+    assert after.listed == running.model_dump(mode="json")  # the later walk's poll still follows
+    assert after.due_at == NOW
