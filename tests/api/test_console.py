@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 
+from service.http.console.session import paged
 from tests.api.conftest import ADMIN_TOKEN, Gateway
 from tests.api.console_helpers import csrf_of, session_csrf, sign_in
 from tests.api.jobs_helpers import tenant, upload
@@ -166,6 +167,8 @@ def test_usage_audit_and_aliases_pages(gateway: Gateway) -> None:
         chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
         assert admin.sdk.chat.completions.create(**chat).choices  # type: ignore[call-overload]
         with sign_in(gateway, admin.key) as client:
+            overview = client.get("/console")
+            assert 'id="spent">$0.0' in overview.text  # the call's cost, a fraction of a cent
             usage = client.get("/console/usage", params={"group": "model"})
             assert usage.status_code == 200 and "gpt-4o-mini" in usage.text
             exported = client.get("/console/usage.csv", params={"group": "model"})
@@ -226,3 +229,11 @@ def test_the_playground_asks_two_models_through_the_proxy_under_the_policy(
             assert refused.text.count('class="error answer"') == 1
     sent = [r for r in gateway.upstream_requests("/v1/chat/completions")]
     assert not any("jo@example.com" in str(r) for r in sent)
+
+
+def test_long_lists_come_in_pages() -> None:
+    items = list(range(120))
+    first, last = paged(items, None), paged(items, 3)
+    assert first["items"] == items[:50] and first["prev_page"] is None and first["next_page"] == 2
+    assert last["items"] == items[100:] and last["prev_page"] == 2 and last["next_page"] is None
+    assert paged([], 1) == {"items": [], "prev_page": None, "next_page": None}

@@ -4,10 +4,10 @@ JavaScript) and a file's validation report. Uploads go through the same code as 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath
+from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
 from service.domain.tenancy.access import Capability
@@ -17,12 +17,14 @@ from service.http.console.session import (
     EXCEPTION_HANDLERS,
     check_csrf,
     page,
+    paged,
     require_session,
 )
 from service.http.controllers.datasets import receive_upload
 from service.http.path_ids import require_wellformed_ids
 from service.operations.datasets import files
 
+PageNo = Annotated[int | None, QueryParameter(name="page", ge=1)]
 _DATASETS = {"org": True, "capability": Capability.DATASETS}
 
 
@@ -33,9 +35,9 @@ class DatasetPages(Controller):
     exception_handlers = EXCEPTION_HANDLERS
 
     @get("/", opt={**_DATASETS, "audit": "never"})
-    async def datasets(self, request: Request[Any, Any, Any]) -> Template:
+    async def datasets(self, request: Request[Any, Any, Any], page_no: PageNo = None) -> Template:
         found = await files.list_files(context_of(request), principal_of(request), None)
-        return page(request, "datasets.html", files=found[:200], error=None)
+        return page(request, "datasets.html", **paged(found, page_no))
 
     @post(
         "/",

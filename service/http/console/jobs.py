@@ -5,6 +5,7 @@ Each page makes the same operation calls as the `/v1` routes, with the session's
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
@@ -12,10 +13,11 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
 from service.domain.jobs.states import JobEvent
-from service.domain.tenancy.access import Capability
+from service.domain.tenancy.access import Capability, role_allows
 from service.http.auth import context_of, principal_of
 from service.http.console.session import EXCEPTION_HANDLERS, checked_form, page, require_session
 from service.http.path_ids import require_wellformed_ids
+from service.operations.inference.usage import date_range, usage_report
 from service.operations.jobs import create as jobs
 from service.operations.jobs import views as job_views
 
@@ -24,6 +26,13 @@ PAGE_SIZE = 20
 After = Annotated[str | None, QueryParameter()]
 _JOBS = {"org": True, "capability": Capability.JOBS}
 _CONTROLS = {"cancel": JobEvent.CANCEL, "pause": JobEvent.PAUSE, "resume": JobEvent.RESUME}
+
+
+async def _month_spend(request: Request[Any, Any, Any], org_id: str) -> float:
+    today = dt.datetime.now(dt.UTC).date()
+    days = date_range(today.replace(day=1), today)
+    totals = await usage_report(context_of(request), org_id, days, [])
+    return sum(total.cost for total in totals)
 
 
 async def _job_page(request: Request[Any, Any, Any], job_id: str) -> dict[str, Any]:
@@ -53,7 +62,10 @@ class JobPages(Controller):
         found = [job_views.job_json(record) for record in records]
         running = [job for job in found if job["status"] in RUNNING]
         failed = [job for job in found if job["status"] == "failed"][:5]
-        return page(request, "overview.html", running=running, failed=failed)
+        spent = None
+        if role_allows(principal.role, Capability.USAGE):  # type: ignore[arg-type]
+            spent = await _month_spend(request, principal.org_id or "")
+        return page(request, "overview.html", running=running, failed=failed, spent=spent)
 
     @get("/jobs", opt={**_JOBS, "audit": "never"})
     async def jobs(

@@ -5,10 +5,10 @@ gateway's health (Redis, live workers). They call the same operations as `/admin
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath
+from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 from pydantic import ValidationError
 
@@ -16,10 +16,18 @@ from service.domain.tenancy.access import ROLES
 from service.domain.tenancy.policy import Policy
 from service.errors import InvalidRequest, Unavailable
 from service.http.auth import context_of
-from service.http.console.session import EXCEPTION_HANDLERS, checked_form, page, require_session
+from service.http.console.session import (
+    EXCEPTION_HANDLERS,
+    checked_form,
+    page,
+    paged,
+    require_session,
+)
 from service.http.path_ids import require_wellformed_ids
 from service.operations.tenancy import orgs as tenancy
 
+PageNo = Annotated[int | None, QueryParameter(name="page", ge=1)]
+FIELD_HELP = {name: field.description or "" for name, field in Policy.model_fields.items()}
 _OPERATOR = {"operator": True}
 _READ = {"operator": True, "audit": "never"}
 
@@ -37,6 +45,7 @@ async def _org_page(request: Request[Any, Any, Any], org_id: str, **extra: Any) 
     found = await tenancy.list_keys(store, org_id)
     policy = json.dumps(org.policy.model_dump(mode="json"), indent=2)
     context = {"org": org, "keys": found, "roles": ROLES, "policy": policy, "new_key": None}
+    context["field_help"] = FIELD_HELP
     return page(request, "org.html", **{**context, **extra})
 
 
@@ -47,9 +56,9 @@ class OperatorPages(Controller):
     exception_handlers = EXCEPTION_HANDLERS
 
     @get("/orgs", opt=_READ)
-    async def orgs(self, request: Request[Any, Any, Any]) -> Template:
+    async def orgs(self, request: Request[Any, Any, Any], page_no: PageNo = None) -> Template:
         found = await context_of(request).store.tenancy.list_orgs()
-        return page(request, "orgs.html", orgs=found)
+        return page(request, "orgs.html", **paged(found, page_no))
 
     @post("/orgs", operation_id="console.orgs.create", opt=_OPERATOR, status_code=303)
     async def create_org(self, request: Request[Any, Any, Any]) -> Redirect:

@@ -122,3 +122,15 @@ EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     HTTPException: on_error,
     Exception: on_error,
 }
+
+
+def paged(items: list[Any], number: int | None, size: int = 50) -> dict[str, Any]:
+    """One page of a list the operation returns whole: its items and the neighbours' numbers."""
+    number = max(1, number or 1)
+    start = (number - 1) * size
+    more = len(items) > start + size
+    return {
+        "items": items[start : start + size],
+        "prev_page": number - 1 if number > 1 else None,
+        "next_page": number + 1 if more else None,
+    }
