@@ -37,7 +37,7 @@ class Form:
     filename: str | None
 
 
-FileSink = Callable[[str], Awaitable[None]]
+FileSink = Callable[[str, dict[str, str]], Awaitable[None]]
 ChunkSink = Callable[[bytes], Awaitable[None]]
 
 
@@ -149,14 +149,15 @@ class _Collector:
 async def read_form(
     stream: AsyncIterator[bytes], boundary: bytes, on_file: FileSink, on_chunk: ChunkSink
 ) -> Form:
-    """Parse the body; call `on_file(filename)` when the file part starts and `on_chunk` with
+    """Parse the body; call `on_file(filename, fields)` when the file part starts (with the
+    fields sent before it) and `on_chunk` with
     its bytes in batches of about `BATCH_BYTES`."""
     collector = _Collector()
     parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
     async for chunk in stream:
         _feed(parser, chunk)
         for _, filename in collector.events:
-            await on_file(str(filename))
+            await on_file(str(filename), dict(collector.fields))
         collector.events.clear()
         if len(collector.pending) >= BATCH_BYTES or (collector.pending and not collector.in_file):
             await on_chunk(collector.take_pending())

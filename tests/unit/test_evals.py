@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
+from service.domain.datasets.validate import DatasetOptions
 from service.domain.evals import graders, results
+from service.domain.evals.items import EvalItemsValidator, rows_of
 from service.domain.evals.request import (
     LabelModel,
     ScoreModel,
@@ -73,7 +75,7 @@ def test_criteria_need_distinct_names() -> None:
         parse_eval(_eval(CHECK, CHECK))
 
 
-def test_a_completions_run_body_parses_and_a_file_id_source_is_refused_for_now() -> None:
+def test_a_completions_run_body_parses_with_inline_items_or_a_file_id() -> None:
     body: dict[str, Any] = {
         "name": "tuned",
         "data_source": {
@@ -90,9 +92,11 @@ def test_a_completions_run_body_parses_and_a_file_id_source_is_refused_for_now()
     assert run.data_source.type == "completions"
     assert run.data_source.source.type == "file_content"
     body["data_source"]["source"] = {"type": "file_id", "id": "file-abc"}
+    assert parse_run(body).data_source.source.model_dump() == {"type": "file_id", "id": "file-abc"}
+    body["data_source"]["source"] = {"type": "file_id", "id": ""}
     with pytest.raises(InvalidRequest) as caught:
         parse_run(body)
-    assert caught.value.param == "data_source.source.type"
+    assert caught.value.param == "data_source.source.id"
 
 
 def test_templates_render_item_paths_and_the_sample() -> None:
@@ -204,3 +208,20 @@ def test_no_change_gives_an_interval_around_zero_and_the_gate_refuses() -> None:
 def test_errored_items_are_left_out_of_the_pairing() -> None:
     [row] = results.compare(["a"], [{"a": False}, None], [{"a": True}, {"a": True}])
     assert row.items == 1 and row.changed == [{"item": 0, "first": False, "second": True}]
+
+
+def test_an_evals_file_takes_items_bare_or_wrapped_and_names_a_bad_line() -> None:
+    lines = [
+        b'{"item": {"question": "a"}}',
+        b'{"question": "b"}',
+        b'{"item": {"question": "c"}, "sample": {"output_text": "C"}}',
+        b'{"item": "not an object"}',
+    ]
+    validator = EvalItemsValidator(DatasetOptions())
+    validator.feed(b"\n".join(lines))
+    validator.finish()
+    report = validator.report()
+    assert [(e.line, e.kind) for e in report.errors] == [(4, "invalid_item")]
+    rows = rows_of(b"\n".join(lines[:3]) + b"\n")
+    assert [row.item for row in rows] == [{"question": q} for q in "abc"]
+    assert [row.sample for row in rows] == [None, None, {"output_text": "C"}]

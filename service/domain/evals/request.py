@@ -3,8 +3,9 @@
 OpenAI's shapes: a `custom` data source config with an item schema, testing criteria of type
 `string_check`, `text_similarity`, `label_model` and `score_model`. `python` graders are refused
 (the gateway runs no caller's code), as are the similarity metrics it does not compute (`gleu`,
-`meteor`). A run reads a `jsonl` file (a tunegate file id) and either grades its items as they
-are (`jsonl`) or first samples a model with an input template (`completions`).
+`meteor`). A run reads its items inline (`file_content`) or from a tunegate file of purpose `evals`
+(`file_id`) and either grades them as they are (`jsonl`) or first samples a model with an
+input template (`completions`).
 """
 
 from __future__ import annotations
@@ -102,8 +103,10 @@ class EvalUpdate(_Strict):
 
 
 class FileId(_Strict):
+    """A tunegate file of purpose `evals` (see `evals.items`)."""
+
     type: Literal["file_id"]
-    id: str
+    id: Annotated[str, Field(min_length=1)]
 
 
 class Template(_Strict):
@@ -173,6 +176,7 @@ def _param(location: tuple[int | str, ...]) -> str | None:
 
 GRADER_NAMES = frozenset(
     {"string_check", "text_similarity", "label_model", "score_model", "jsonl", "completions"}
+    | {"file_id", "file_content"}
 )
 
 
@@ -216,12 +220,6 @@ def parse_eval_update(body: Body) -> EvalUpdate:
 
 def parse_run(body: Body) -> RunCreate:
     run: RunCreate = _parse(RunCreate, _object(body))
-    if run.data_source.source.type == "file_id":
-        raise InvalidRequest(
-            "tunegate takes a run's items inline for now: send source "
-            '{"type": "file_content", "content": [{"item": {...}}, ...]}',
-            param="data_source.source.type",
-        )
     return run
 
 

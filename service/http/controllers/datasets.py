@@ -1,4 +1,5 @@
-"""Files: OpenAI's `/v1/files` for fine-tuning datasets, validated on upload, plus the report."""
+"""Files: OpenAI's `/v1/files` for fine-tuning datasets and eval data, validated on upload, plus
+the report."""
 
 from __future__ import annotations
 
@@ -51,9 +52,11 @@ async def receive_upload(request: Request[Any, Any, Any]) -> FileRecord:
     upload: files.DatasetUpload | None = None
     async with contextlib.AsyncExitStack() as stack:
 
-        async def on_file(filename: str) -> None:
+        async def on_file(filename: str, fields: dict[str, str]) -> None:
             nonlocal upload
-            upload = await stack.enter_async_context(files.open_upload(ctx, org, filename))
+            purpose = fields.get("purpose", files.FINE_TUNE)
+            opened = files.open_upload(ctx, org, filename, purpose)
+            upload = await stack.enter_async_context(opened)
 
         async def on_chunk(chunk: bytes) -> None:
             if upload is not None:

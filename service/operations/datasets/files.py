@@ -4,7 +4,7 @@ An upload is validated while it streams into storage (`open_upload`): the valida
 (redacted when the org's policy says so) go to the object as they come, and the object appears
 only when the whole file is valid; a rejected or broken-off upload leaves nothing behind (the
 file backend's part file is removed, the S3 multipart upload aborted). Handing the bytes
-upstream is `uploads`' job.
+upstream is `uploads`' job; an `evals` file (a run's items) is never handed over.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 import anyio
 
 from service.domain.datasets.validate import DatasetOptions, DatasetReport, DatasetValidator
+from service.domain.evals.items import EvalItemsValidator
 from service.domain.tenancy.access import Principal
 from service.errors import (
     DatasetInvalid,
@@ -32,13 +33,15 @@ from service.store.datasets.files import FileRecord
 from service.store.tenancy.orgs import OrgRecord
 
 FINE_TUNE = "fine-tune"
+EVALS = "evals"  # eval data: stays in the gateway, never handed to the upstream
+PURPOSES = (FINE_TUNE, EVALS)
 
 
 def check_filename(filename: str | None) -> str:
     name = os.path.basename(filename or "")
     if not name.lower().endswith(".jsonl"):
         raise InvalidRequest(
-            "Fine-tuning files must be JSONL: the file name must end in '.jsonl'.",
+            "Files must be JSONL: the file name must end in '.jsonl'.",
             param="file",
             code="invalid_file_format",
         )
@@ -49,18 +52,21 @@ class DatasetUpload:
     """One upload in flight: `feed` and `close` are the validator's blocking CPU work (run
     them in a worker thread); `write` and `finish` run them there and store what they return."""
 
-    def __init__(self, ctx: Context, org: OrgRecord, filename: str) -> None:
+    def __init__(
+        self, ctx: Context, org: OrgRecord, filename: str, purpose: str | None = FINE_TUNE
+    ) -> None:
         self.ctx = ctx
         self.org = org
         self.filename = check_filename(filename)
         self.file_id = new_id("file-")
-        self.validator = DatasetValidator(
-            DatasetOptions(
-                pii_mode=org.policy.pii,
-                pii_entities=tuple(org.policy.pii_entities),
-                prices=ctx.prices,
-            )
+        self.purpose = purpose
+        options = DatasetOptions(
+            pii_mode=org.policy.pii,
+            pii_entities=tuple(org.policy.pii_entities),
+            prices=ctx.prices,
         )
+        kind = EvalItemsValidator if purpose == EVALS else DatasetValidator
+        self.validator = kind(options)
         self.sink: ObjectWriter | None = None
         self.received = 0
 
@@ -91,30 +97,41 @@ class DatasetUpload:
     def check(self, report: DatasetReport, purpose: str | None) -> FileRecord:
         """The file's record, or the reason to reject it (raised inside `open_upload`, which
         then discards the bytes)."""
-        if purpose != FINE_TUNE:
+        if purpose not in PURPOSES:
             raise InvalidRequest(
-                "tunegate stores fine-tuning datasets only: send purpose='fine-tune'.",
+                "tunegate stores fine-tuning datasets and eval data only: send "
+                "purpose='fine-tune' or purpose='evals'.",
+                param="purpose",
+            )
+        if purpose != self.purpose and EVALS in (purpose, self.purpose):
+            raise InvalidRequest(
+                "Send the 'purpose' field before the file part: an evals file is checked "
+                "as it streams.",
                 param="purpose",
             )
         if not report.valid:
-            raise dataset_error(report)
+            raise dataset_error(report, purpose)
         return FileRecord(
             id=self.file_id,
             org_id=self.org.id,
             filename=self.filename,
-            purpose=FINE_TUNE,
+            purpose=purpose,
             bytes=report.bytes,
             sha256=report.sha256,
             created_at=int(time.time()),
+            status="processed" if purpose == EVALS else "uploaded",
             summary=report_summary(report),
         )
 
 
 @asynccontextmanager
-async def open_upload(ctx: Context, org: OrgRecord, filename: str) -> AsyncIterator[DatasetUpload]:
+async def open_upload(
+    ctx: Context, org: OrgRecord, filename: str, purpose: str | None = FINE_TUNE
+) -> AsyncIterator[DatasetUpload]:
     """An upload streaming into its object: stored when the block ends cleanly, discarded when
-    it raises (an invalid file, a client gone, a cancelled task)."""
-    async with storing(DatasetUpload(ctx, org, filename)) as upload:
+    it raises (an invalid file, a client gone, a cancelled task). `purpose` picks the checks
+    (a fine-tuning dataset's unless it is 'evals')."""
+    async with storing(DatasetUpload(ctx, org, filename, purpose)) as upload:
         yield upload
 
 
@@ -127,10 +144,11 @@ async def storing(upload: DatasetUpload) -> AsyncIterator[DatasetUpload]:
         yield upload
 
 
-def dataset_error(report: DatasetReport) -> DatasetInvalid:
+def dataset_error(report: DatasetReport, purpose: str = FINE_TUNE) -> DatasetInvalid:
     first = report.errors[0] if report.errors else None
     where = f"line {first.line}: " if first and first.line else ""
-    message = f"Invalid fine-tuning dataset: {where}{first.message if first else 'invalid'}"
+    what = "evals file" if purpose == EVALS else "fine-tuning dataset"
+    message = f"Invalid {what}: {where}{first.message if first else 'invalid'}"
     total = sum(report.error_counts.values())
     if total > 1:
         message += f" (and {total - 1} more problems)"
@@ -169,7 +187,8 @@ def report_summary(report: DatasetReport) -> dict[str, object]:
 
 async def save_upload(ctx: Context, record: FileRecord, report: DatasetReport) -> None:
     await ctx.store.files.create(record, report.model_dump_json(), uploads.sweeper_retry_at(ctx))
-    await uploads.queue_upload(ctx, record.id, job_id=f"upload-{record.id}")
+    if record.status == "uploaded":  # waits for the hand-off; evals files stay here
+        await uploads.queue_upload(ctx, record.id, job_id=f"upload-{record.id}")
 
 
 def file_not_found(file_id: str) -> NotFound:

@@ -73,6 +73,8 @@ def sweeper_retry_at(ctx: Context, seconds: float = 0.0) -> float:
 async def release_upstream_copy(ctx: Context, record: FileRecord) -> None:
     """This file no longer uses the org's copy of its bytes: delete the copy upstream when it
     was the last user."""
+    if record.status == "processed" and record.upstream_id is None:
+        return  # never handed over (an evals file) or already released by retention
     last = await ctx.store.copies.release(record.org_id, record.sha256, record.id)
     if last is not None:
         await queue_upstream_delete(ctx, last)

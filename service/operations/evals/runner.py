@@ -31,6 +31,7 @@ from service.ids import new_id
 from service.logging import get_logger
 from service.operations.context import Context
 from service.operations.evals import calls
+from service.operations.evals.items import read_rows
 from service.store.evals import EvalRecord, RunRecord
 from service.store.inference.models import CallerView
 
@@ -222,12 +223,16 @@ async def execute_run(ctx: Context, run_id: str) -> str:
     if record is None or view is None or view.key.revoked_at is not None:
         return await _fail(ctx, run, "The eval or the key that started the run is gone.")
     rc = RunContext(ctx, run, view, record)
+    try:
+        rows = await read_rows(ctx, run.org_id, rc.source)
+    except TunegateError as error:
+        return await _fail(ctx, run, error.message)
     done = await ctx.store.eval_runs.items(run_id)
     limiter = anyio.CapacityLimiter(CONCURRENCY)
     async with anyio.create_task_group() as beating:
         beating.start_soon(_heartbeat, ctx, run_id)
         async with anyio.create_task_group() as group:
-            for index, row in enumerate(rc.source.source.content):  # type: ignore[union-attr]
+            for index, row in enumerate(rows):
                 if index not in done:
                     group.start_soon(_item, rc, index, row, limiter)
         beating.cancel_scope.cancel()

@@ -19,6 +19,7 @@ from service.ids import new_id
 from service.operations.budgets import charges
 from service.operations.context import Context
 from service.operations.evals.evals import get_eval
+from service.operations.evals.items import check_source
 from service.operations.evals.runner import TASK
 from service.store.evals import EvalRecord, RunRecord
 
@@ -79,6 +80,7 @@ async def create_run(ctx: Context, principal: Principal, eval_id: str, body: Bod
     model = source.model if isinstance(source, CompletionsSource) else None
     if model is not None:
         await _check_model(ctx, principal, model)
+    await check_source(ctx, principal, source)
     now = time.time()
     run = RunRecord(
         id=new_id("evalrun_"),

@@ -40,13 +40,14 @@ class FileRecord(BaseModel):
 
 class FileRepository(Repository):
     async def create(self, record: FileRecord, report_json: str, retry_at: float) -> None:
-        """Store a new file waiting for the upstream; the sweeper hands it over again from
-        `retry_at` should the first hand-off be lost."""
+        """Store a new file; one waiting for the upstream (`uploaded`) the sweeper hands over
+        again from `retry_at` should the first hand-off be lost."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.file(record.id), record.model_dump_json())
             pipe.set(keys.file_report(record.id), report_json)
             pipe.zadd(keys.org_files(record.org_id), {record.id: time.time()})
-            pipe.zadd(keys.pending_uploads(), {record.id: retry_at})
+            if record.status == "uploaded":
+                pipe.zadd(keys.pending_uploads(), {record.id: retry_at})
             await pipe.execute()
 
     async def update(
