@@ -12,20 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.domain.tenancy.access import Capability
 from service.http.auth import context_of, principal_of, require_org_key
 from service.http.path_ids import require_wellformed_ids
+from service.http.schemas.common import PromoteRequirement
 from service.operations.evals import gate as promote_gate
-from service.operations.evals.gate import Gate
 from service.operations.inference import models
 from service.operations.inference.models import Alias
-
-
-class PromoteRequirement(BaseModel):
-    """Evidence the new model must show over the alias's current one on an eval."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    eval_id: str
-    min_improvement: float = Field(default=0.0, ge=-1, le=1)
-    confidence: float = Field(default=0.95, ge=0.5, le=0.999)
 
 
 class AliasUpdate(BaseModel):
@@ -85,9 +75,8 @@ class AliasesController(Controller):
         request.state.audit_resource_id = name
         request.state.audit_details = {"model": data.model}
         if data.require is not None:
-            gate = Gate(**data.require.model_dump())
             await promote_gate.check_alias(
-                context_of(request), principal_of(request), name, data.model, gate
+                context_of(request), principal_of(request), name, data.model, data.require.gate()
             )
             request.state.audit_details["require"] = data.require.model_dump()
         alias = await models.put_alias(context_of(request), org_of(request), name, data.model)

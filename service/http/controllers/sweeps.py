@@ -76,8 +76,11 @@ class SweepsController(Controller):
     ) -> SweepPromoted:
         request.state.audit_resource_id = sweep_id
         ctx, principal = context_of(request), principal_of(request)
-        done = await sweeps.promote_best(ctx, principal, sweep_id, data.alias)
+        gate = data.require.gate() if data.require is not None else None
+        done = await sweeps.promote_best(ctx, principal, sweep_id, data.alias, gate)
         request.state.audit_details = {"alias": done.alias.name, "model": done.alias.model}
+        if data.require is not None:
+            request.state.audit_details["require"] = data.require.model_dump()
         return SweepPromoted(
             name=done.alias.name,
             model=done.alias.model,

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.domain.tenancy.access import Role
 from service.domain.tenancy.policy import Policy
+from service.operations.evals.gate import Gate
 
 T = TypeVar("T")
 
@@ -23,6 +24,18 @@ class ListResponse(BaseModel, Generic[T]):
     object: Literal["list"] = "list"
     data: list[T]
     has_more: bool = False
+
+
+class PromoteRequirement(Strict):
+    """Evidence the new model must show over the alias's current one on an eval: the same gate
+    for `PUT /v1/aliases/{name}` and `POST /v1/sweeps/{id}/promote`."""
+
+    eval_id: str
+    min_improvement: float = Field(default=0.0, ge=-1, le=1)
+    confidence: float = Field(default=0.95, ge=0.5, le=0.999)
+
+    def gate(self) -> Gate:
+        return Gate(**self.model_dump())
 
 
 class OrgCreate(Strict):

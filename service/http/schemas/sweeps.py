@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.http.schemas.common import PromoteRequirement
 from service.http.schemas.jobs import JobError
 from service.store.sweeps import SweepStatus
 
@@ -86,6 +87,7 @@ class SweepPromote(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     alias: str = Field(min_length=1, max_length=64)
+    require: PromoteRequirement | None = None
 
 
 class SweepPromoted(BaseModel):

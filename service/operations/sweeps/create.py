@@ -1,4 +1,5 @@
-"""Hyperparameter sweeps from the caller's side: create (checked up front), cancel, promote.
+"""Hyperparameter sweeps from the caller's side: create (checked up front), cancel, promote
+(behind the evals promote gate when the caller asks for evidence).
 
 `create_sweep` plans every trial at once (`domain.sweeps.plan_trials`), checks the first
 trial's job body exactly as `POST /v1/fine_tuning/jobs` would (model, method, files, policy),
@@ -32,6 +33,8 @@ from service.errors import Conflict, InvalidRequest
 from service.ids import new_id
 from service.operations.budgets import training as budget_training
 from service.operations.context import Context
+from service.operations.evals import gate as promote_gate
+from service.operations.evals.gate import Gate
 from service.operations.inference import models
 from service.operations.inference.models import Alias
 from service.operations.jobs import create as jobs
@@ -164,12 +167,17 @@ class Promoted:
     trial: Trial
 
 
-async def promote_best(ctx: Context, principal: Principal, sweep_id: str, alias: str) -> Promoted:
-    """Point `alias` at the best trial's tuned model (the best so far while it runs)."""
+async def promote_best(
+    ctx: Context, principal: Principal, sweep_id: str, alias: str, gate: Gate | None = None
+) -> Promoted:
+    """Point `alias` at the best trial's tuned model (the best so far while it runs); with a
+    `gate`, only when the eval shows that model beats the alias's current one (`evals.gate`)."""
     record = await get_sweep(ctx, principal, sweep_id)
     best = best_trial(record, await load_trials(ctx, record))
     model = best.job.fine_tuned_model if best is not None and best.job is not None else None
     if best is None or model is None:
         raise Conflict("This sweep has no succeeded trial to promote yet.", code="no_best_trial")
+    if gate is not None:
+        await promote_gate.check_alias(ctx, principal, alias, model, gate)
     named = await models.put_alias(ctx, record.org_id, alias, model)
     return Promoted(named, best)
