@@ -1,6 +1,7 @@
 """An eval run with real worker processes and a real Redis: a worker SIGKILLed mid-run is
 replaced, the sweeper requeues the run once its heartbeat stops, and the run ends with every
-item sampled exactly once (the sandbox's request log counts)."""
+item sampled exactly once (the sandbox's request log counts), whether its items came inline or
+from a `purpose=evals` file."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 from openai import OpenAI
 
-from tests.evals_data import EXACT, SOURCE, held_out_items, unrelated_items
+from tests.evals_data import EXACT, SOURCE, eval_lines, held_out_items, unrelated_items
 from tests.integration.conftest import Deployment
 from tests.support import wait_for
 
@@ -25,8 +26,9 @@ def asked(entry: dict[str, Any]) -> str:
     return str(entry["body"]["messages"][-1]["content"])
 
 
+@pytest.mark.parametrize("given", ["file_content", "file_id"])
 def test_a_run_whose_worker_is_killed_resumes_without_sampling_an_item_twice(
-    deployment: Deployment,
+    deployment: Deployment, given: str
 ) -> None:
     key = deployment.org_with_key("member", policy={"pii": "allow"})
     items = held_out_items() + unrelated_items()
@@ -35,10 +37,14 @@ def test_a_run_whose_worker_is_killed_resumes_without_sampling_an_item_twice(
         with deployment.sandbox_api() as api:
             hang = {"kind": "hang", "method": "POST", "path_prefix": CHAT, "seconds": 300}
             api.post("/faults", json=hang).raise_for_status()
+        source: Any = {"type": "file_content", "content": [{"item": item} for item in items]}
+        if given == "file_id":
+            stored = sdk.files.create(file=("items.jsonl", eval_lines(items)), purpose="evals")
+            source = {"type": "file_id", "id": stored.id}
         data_source: Any = {
             "type": "completions",
             "model": "gpt-4o-mini",
-            "source": {"type": "file_content", "content": [{"item": item} for item in items]},
+            "source": source,
             "input_messages": {
                 "type": "template",
                 "template": [{"role": "user", "content": "{{item.question}}"}],
