@@ -57,7 +57,10 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in the thread
+# while it is open, and under `--dist loadfile` the next module in this process may call
+# `asyncio.run`, which a running loop refuses.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     reason = _missing()
     if reason:
@@ -72,7 +75,7 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     configure_logging("json", "info")
     sandbox = start_in_thread(WATCHABLE_SANDBOX)
