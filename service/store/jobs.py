@@ -55,6 +55,7 @@ class JobRecord(BaseModel):
     last_event_id: str | None = None
     events_at: float | None = None  # when the upstream's events were last read
     listed: dict[str, Any] | None = None  # the upstream job as the poll cycle listed it
+    controlled_at: float | None = None  # last cancel, pause or resume: older reads are stale
     fine_tuned_model: str | None = None
     trained_tokens: int | None = None
     budget: dict[str, Any] | None = None  # the budget reservation, settled when it ends

@@ -11,6 +11,8 @@ from typing import Any
 import fakeredis
 
 from service.domain.jobs.states import JobState
+from service.domain.jobs.states import JobEvent
+from service.operations.jobs.create import apply_control
 from service.operations.jobs.cycle import _listed
 from service.operations.jobs.watch import Snapshot, observe_poll
 from service.store.jobs import JobRecord, JobRepository
@@ -60,7 +62,7 @@ def listed(status: str, **more: Any) -> FineTuningJob:
 def test_a_new_status_is_recorded_by_the_walk_itself() -> None:
     job = listed("running")
 
-    after = _listed(record(JobState.QUEUED, "queued"), job=job, due_at=NOW, interval=5.0, now=NOW)
+    after = _listed(record(JobState.QUEUED, "queued"), job=job, due_at=NOW, interval=5.0, now=NOW, read_at=NOW)
 
     assert after is not None
     assert after.state == JobState.RUNNING
@@ -73,7 +75,7 @@ def test_a_new_status_is_recorded_by_the_walk_itself() -> None:
 def test_an_end_is_left_to_the_poll_that_reads_the_events_first() -> None:
     job = listed("succeeded", fine_tuned_model="ft:gpt-4o-mini:x", trained_tokens=100)
 
-    after = _listed(record(JobState.RUNNING, "running"), job=job, due_at=NOW, interval=5.0, now=NOW)
+    after = _listed(record(JobState.RUNNING, "running"), job=job, due_at=NOW, interval=5.0, now=NOW, read_at=NOW)
 
     assert after is not None
     assert after.state == JobState.RUNNING
@@ -85,7 +87,7 @@ def test_an_end_is_left_to_the_poll_that_reads_the_events_first() -> None:
 
 
 def test_a_job_the_walk_did_not_list_is_only_made_due() -> None:
-    after = _listed(record(JobState.QUEUED, "queued"), job=None, due_at=NOW, interval=5.0, now=NOW)
+    after = _listed(record(JobState.QUEUED, "queued"), job=None, due_at=NOW, interval=5.0, now=NOW, read_at=NOW)
 
     assert after is not None
     assert after.state == JobState.QUEUED
@@ -96,7 +98,7 @@ def test_a_job_the_walk_did_not_list_is_only_made_due() -> None:
 def test_a_job_that_ended_meanwhile_is_not_written() -> None:
     ended = record(JobState.CANCELLED, "cancelled")
 
-    assert _listed(ended, job=listed("running"), due_at=NOW, interval=5.0, now=NOW) is None
+    assert _listed(ended, job=listed("running"), due_at=NOW, interval=5.0, now=NOW, read_at=NOW) is None
 
 
 def test_one_worker_process_walks_for_a_tick() -> None:
@@ -120,7 +122,7 @@ def test_a_poll_never_undoes_a_later_walks_status() -> None:
     )
     # While the poll read the events of the job listed as queued, a later walk saw it running.
     current = _listed(
-        record(JobState.QUEUED, "queued"), job=running, due_at=NOW, interval=5, now=NOW
+        record(JobState.QUEUED, "queued"), job=running, due_at=NOW, interval=5, now=NOW, read_at=NOW
     )
     assert current is not None
 
@@ -130,3 +132,45 @@ def test_a_poll_never_undoes_a_later_walks_status() -> None:
     assert after.last_event_id == "ftevent-1"
     assert after.listed == running.model_dump(mode="json")  # the later walk's poll still follows
     assert after.due_at == NOW
+
+
+def paused_after(read_at: float) -> JobRecord:
+    """A running job paused through the gateway after an upstream read began at `read_at`."""
+    current = apply_control(record(JobState.RUNNING, "running"), JobEvent.PAUSE)
+    assert current.state == JobState.PAUSED and current.controlled_at is not None
+    assert current.controlled_at > read_at
+    return current
+
+
+def test_a_poll_that_read_before_a_pause_does_not_put_running_back() -> None:
+    read_at = time.time() - 1
+    running = listed("running")
+    polled = Snapshot(running, [{"id": "ftevent-2", "message": "m"}], None, None, read_at)
+
+    after = observe_poll(paused_after(read_at), polled, time.time())
+
+    assert after.state == JobState.PAUSED
+    assert after.last_event_id == "ftevent-2"  # its events still count
+    assert after.due_at is not None  # a poll that reads after the pause follows
+
+
+def test_a_poll_that_read_after_a_pause_records_what_the_upstream_says() -> None:
+    current = paused_after(time.time() - 1)
+    polled = Snapshot(listed("running"), [], None, None, time.time() + 1)
+
+    after = observe_poll(current, polled, time.time() + 1)
+
+    assert after.state == JobState.RUNNING  # resumed elsewhere: the upstream is the truth
+
+
+def test_a_walk_that_listed_before_a_pause_only_makes_the_job_due() -> None:
+    read_at = time.time() - 1
+    current = paused_after(read_at)
+
+    after = _listed(
+        current, job=listed("running"), due_at=NOW, interval=5.0, now=NOW, read_at=read_at
+    )
+
+    assert after is not None
+    assert after.state == JobState.PAUSED
+    assert after.listed is None  # the poll retrieves it afresh

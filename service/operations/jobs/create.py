@@ -208,6 +208,8 @@ def apply_control(record: JobRecord, event: JobEvent) -> JobRecord:
     now, before = time.time(), record.state
     record.state = transition(record.state, event)
     record.due_at = now  # a worker fetches the new events (and finishes an ended job)
+    # A poll or walk that read the upstream before this must not put the old status back.
+    record.controlled_at, record.listed = now, None
     job_records.saw(record, before, now)
     if is_terminal(record.state):
         job_records.ended(record, now, observed=False)

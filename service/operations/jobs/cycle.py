@@ -114,11 +114,15 @@ async def _walk(ctx: Context) -> int:
             break
         after = page[-1].id
     changed.update({upstream_id: (job, None) for upstream_id, job in unseen.items()})
-    return await _make_due(ctx, list(changed.values()), len(watched))
+    return await _make_due(ctx, list(changed.values()), len(watched), read_at=now)
 
 
 async def _make_due(
-    ctx: Context, changed: Iterable[tuple[Watched, FineTuningJob | None]], watched: int
+    ctx: Context,
+    changed: Iterable[tuple[Watched, FineTuningJob | None]],
+    watched: int,
+    *,
+    read_at: float,
 ) -> int:
     listed = {watched.job_id: job for watched, job in changed}
     order = fair_order(watched for watched, _ in changed)
@@ -128,7 +132,12 @@ async def _make_due(
     async with anyio.create_task_group() as group:
         for job_id, offset in order:
             change = functools.partial(
-                _listed, job=listed[job_id], due_at=now + offset, interval=interval, now=now
+                _listed,
+                job=listed[job_id],
+                due_at=now + offset,
+                interval=interval,
+                now=now,
+                read_at=read_at,
             )
             group.start_soon(_write, ctx, limiter, job_id, listed[job_id], change)
     if order:  # one task drains them all, taking each as it falls due
@@ -154,9 +163,12 @@ def _listed(
     due_at: float,
     interval: float,
     now: float,
+    read_at: float,
 ) -> JobRecord | None:
     if record.state not in UPSTREAM:
         return None
+    if record.controlled_at is not None and read_at < record.controlled_at:
+        job = None  # paused, resumed or cancelled since the list was read: the poll retrieves it
     record.listed = job.model_dump(mode="json") if job is not None else None
     record.poll_delay = interval
     record.due_at = min(record.due_at or due_at, due_at)

@@ -6,7 +6,8 @@ retrieved on its own. A poll reads the events after the last one stored (pages c
 `polling.new_events` keeps the new ones, oldest first and each once), and the checkpoints when
 an event reports one or the job has ended. The events are appended in the same transaction that
 records the last one's id, so a retried poll never stores one twice; a poll whose listed copy a
-later walk replaced meanwhile stores only its events, never its older status. A job still running is
+later walk replaced meanwhile, or one that began before a pause, resume or cancel, stores only
+its events, never its older status. A job still running is
 due again only when the cycle says so (`due_at` stays unset). Every call draws from the upstream
 budget at poll priority. Upstream ids in messages and checkpoints are shown as tunegate's.
 A job whose create took more than one attempt also looks for a late twin on each poll.
@@ -41,6 +42,7 @@ class Snapshot:
     events: list[dict[str, Any]]  # new since the last poll, oldest first, as callers see them
     checkpoints: list[dict[str, Any]] | None  # None: not fetched this time
     listed: dict[str, Any] | None = None  # the walk's copy the poll used, if any
+    read_at: float = 0.0  # when the poll began reading the upstream
 
 
 async def poll(ctx: Context, record: JobRecord) -> JobRecord | None:
@@ -60,7 +62,7 @@ async def poll(ctx: Context, record: JobRecord) -> JobRecord | None:
 
 
 async def fetch(ctx: Context, record: JobRecord) -> Snapshot:
-    upstream_id = record.upstream_id or ""
+    upstream_id, read_at = record.upstream_id or "", time.time()
     if record.listed is not None:
         job = FineTuningJob.model_validate(record.listed)
     else:
@@ -71,7 +73,7 @@ async def fetch(ctx: Context, record: JobRecord) -> Snapshot:
         found = await _polled(ctx, functools.partial(ctx.upstream.list_checkpoints, upstream_id))
         checkpoints = [_shown_checkpoint(item.model_dump(mode="json"), record) for item in found]
     shown = [_shown_event(event, record.aliases) for event in events]
-    return Snapshot(job, shown, checkpoints, record.listed)
+    return Snapshot(job, shown, checkpoints, record.listed, read_at)
 
 
 async def upstream_events(
@@ -101,6 +103,8 @@ def observe_poll(record: JobRecord, snapshot: Snapshot, now: float) -> JobRecord
         record.last_event_id = str(snapshot.events[-1]["id"])
     if record.listed is not None and record.listed != snapshot.listed:
         return record  # a later walk listed it meanwhile: its events are in, its poll follows
+    if record.controlled_at is not None and snapshot.read_at < record.controlled_at:
+        return record  # paused, resumed or cancelled meanwhile: its events are in, a poll follows
     record.listed, record.events_at = None, now
     before = record.state
     copy_upstream(record, snapshot.job)
