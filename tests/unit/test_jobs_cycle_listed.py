@@ -10,8 +10,7 @@ from typing import Any
 
 import fakeredis
 
-from service.domain.jobs.states import JobState
-from service.domain.jobs.states import JobEvent
+from service.domain.jobs.states import JobEvent, JobState
 from service.operations.jobs.create import apply_control
 from service.operations.jobs.cycle import _listed
 from service.operations.jobs.watch import Snapshot, observe_poll
@@ -62,7 +61,9 @@ def listed(status: str, **more: Any) -> FineTuningJob:
 def test_a_new_status_is_recorded_by_the_walk_itself() -> None:
     job = listed("running")
 
-    after = _listed(record(JobState.QUEUED, "queued"), job=job, due_at=NOW, interval=5.0, now=NOW, read_at=NOW)
+    after = _listed(
+        record(JobState.QUEUED, "queued"), job=job, due_at=NOW, interval=5.0, now=NOW, read_at=NOW
+    )
 
     assert after is not None
     assert after.state == JobState.RUNNING
@@ -75,7 +76,9 @@ def test_a_new_status_is_recorded_by_the_walk_itself() -> None:
 def test_an_end_is_left_to_the_poll_that_reads_the_events_first() -> None:
     job = listed("succeeded", fine_tuned_model="ft:gpt-4o-mini:x", trained_tokens=100)
 
-    after = _listed(record(JobState.RUNNING, "running"), job=job, due_at=NOW, interval=5.0, now=NOW, read_at=NOW)
+    after = _listed(
+        record(JobState.RUNNING, "running"), job=job, due_at=NOW, interval=5.0, now=NOW, read_at=NOW
+    )
 
     assert after is not None
     assert after.state == JobState.RUNNING
@@ -87,7 +90,9 @@ def test_an_end_is_left_to_the_poll_that_reads_the_events_first() -> None:
 
 
 def test_a_job_the_walk_did_not_list_is_only_made_due() -> None:
-    after = _listed(record(JobState.QUEUED, "queued"), job=None, due_at=NOW, interval=5.0, now=NOW, read_at=NOW)
+    after = _listed(
+        record(JobState.QUEUED, "queued"), job=None, due_at=NOW, interval=5.0, now=NOW, read_at=NOW
+    )
 
     assert after is not None
     assert after.state == JobState.QUEUED
@@ -98,7 +103,10 @@ def test_a_job_the_walk_did_not_list_is_only_made_due() -> None:
 def test_a_job_that_ended_meanwhile_is_not_written() -> None:
     ended = record(JobState.CANCELLED, "cancelled")
 
-    assert _listed(ended, job=listed("running"), due_at=NOW, interval=5.0, now=NOW, read_at=NOW) is None
+    assert (
+        _listed(ended, job=listed("running"), due_at=NOW, interval=5.0, now=NOW, read_at=NOW)
+        is None
+    )
 
 
 def test_one_worker_process_walks_for_a_tick() -> None:
