@@ -237,3 +237,87 @@ def test_long_lists_come_in_pages() -> None:
     assert first["items"] == items[:50] and first["prev_page"] is None and first["next_page"] == 2
     assert last["items"] == items[100:] and last["prev_page"] == 2 and last["next_page"] is None
     assert paged([], 1) == {"items": [], "prev_page": None, "next_page": None}
+
+
+def test_an_org_admin_creates_a_key_shown_once_and_revokes_it(gateway: Gateway, org: str) -> None:
+    admin_id, admin = gateway.create_key(org, "admin")
+    with sign_in(gateway, admin) as client:
+        keys_page = client.get("/console/keys")
+        assert keys_page.status_code == 200 and 'href="/console/keys"' in keys_page.text
+        token = csrf_of(keys_page.text)
+        missing = client.post("/console/keys", data={"name": "web", "role": "member"})
+        assert missing.status_code == 403 and "CSRF" in missing.text
+        bad = client.post("/console/keys", data={"csrf_token": token, "name": "x", "role": "boss"})
+        assert bad.status_code == 400 and "role" in bad.text
+        created = client.post(
+            "/console/keys", data={"csrf_token": token, "name": "web", "role": "member"}
+        )
+        assert created.status_code == 200 and 'id="new-key"' in created.text
+        assert created.headers["cache-control"] == "no-store"
+        secret = csrf_of_secret(created.text)
+        key_id = secret.split("_")[1]
+        assert secret not in str(created.url) and secret not in created.headers.get("location", "")
+        assert all(secret not in value for value in created.headers.values())
+        assert not any(secret in c for c in client.cookies.values())
+        with gateway.client(secret) as api:
+            assert api.get("/v1/files").status_code == 200
+        again = client.get("/console/keys")
+        assert secret not in again.text and 'id="new-key"' not in again.text
+        assert key_id in again.text
+        confirm = client.get(f"/console/keys/{key_id}/revoke")
+        assert confirm.status_code == 200 and "own-key-warning" not in confirm.text
+        assert gateway.admin.get(f"/admin/orgs/{org}/keys").json()["data"][-1]["revoked_at"] is None
+        revoked = client.post(f"/console/keys/{key_id}/revoke", data={"csrf_token": token})
+        assert revoked.status_code == 303 and revoked.headers["location"] == "/console/keys"
+        with gateway.client(secret) as api:
+            assert api.get("/v1/files").status_code == 401
+        mine = client.get(f"/console/keys/{admin_id}/revoke")
+        assert "own-key-warning" in mine.text
+    with gateway.client(admin) as api:
+        events = api.get("/v1/audit").json()["data"]
+    actions = {e["action"]: e for e in events if e["outcome"] == "success"}
+    for action in ("console.keys.org.create", "console.keys.org.revoke"):
+        assert actions[action]["key_id"] == admin_id and actions[action]["resource_id"] == key_id
+    assert secret not in str(events)
+
+
+def csrf_of_secret(html: str) -> str:
+    start = html.index('id="new-key">') + len('id="new-key">')
+    return html[start : html.index("</code>", start)]
+
+
+def test_only_admins_reach_the_keys_page_and_only_their_orgs_keys(gateway: Gateway) -> None:
+    org_a, org_b = gateway.create_org("a"), gateway.create_org("b")
+    a_key_id, _ = gateway.create_key(org_a, "member")
+    for role in ("member", "inference"):
+        _, key = gateway.create_key(org_b, role)
+        with sign_in(gateway, key) as client:
+            overview = client.get("/console")
+            assert 'href="/console/keys"' not in overview.text
+            refused = client.get("/console/keys")
+            assert refused.status_code == 403 and "Not allowed" in refused.text
+            token = session_csrf(client, "/console")
+            posted = client.post("/console/keys", data={"csrf_token": token, "name": "x"})
+            assert posted.status_code == 403
+    with sign_in(gateway, ADMIN_TOKEN) as operator:
+        assert operator.get("/console/keys").status_code == 403
+    _, b_admin = gateway.create_key(org_b, "admin")
+    with sign_in(gateway, b_admin) as client:
+        token = session_csrf(client, "/console/keys")
+        assert a_key_id not in client.get("/console/keys").text
+        assert client.get(f"/console/keys/{a_key_id}/revoke").status_code == 404
+        theirs = client.post(f"/console/keys/{a_key_id}/revoke", data={"csrf_token": token})
+        assert theirs.status_code == 404 and "Not found" in theirs.text
+    listed = gateway.admin.get(f"/admin/orgs/{org_a}/keys").json()["data"]
+    assert listed[0]["revoked_at"] is None
+
+
+def test_revoking_the_sessions_own_key_signs_it_out(gateway: Gateway, org: str) -> None:
+    admin_id, admin = gateway.create_key(org, "admin")
+    with sign_in(gateway, admin) as client:
+        token = session_csrf(client, "/console/keys")
+        revoked = client.post(f"/console/keys/{admin_id}/revoke", data={"csrf_token": token})
+        assert revoked.status_code == 303
+        assert client.get("/console/keys").headers["location"] == "/console/sign-in"
+    with gateway.client(admin) as api:
+        assert api.get("/v1/models").status_code == 401
