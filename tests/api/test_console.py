@@ -1,14 +1,22 @@
 """The console without a browser: sessions and their cookie, CSRF, role limits, other orgs' ids,
-and the audit of sign-in and sign-out."""
+the audit of sign-in and sign-out, the org admin's keys page and the operator's health page."""
 
 from __future__ import annotations
 
-import httpx
+import asyncio
+import re
+from typing import Any
 
+import httpx
+from pydantic import SecretStr
+
+from service.domain.health import UpstreamReach
 from service.http.console.session import paged
-from tests.api.conftest import ADMIN_TOKEN, Gateway
+from service.upstream import Upstream
+from tests.api.conftest import ADMIN_TOKEN, GATEWAY_RUN, UPSTREAM_KEY, Gateway
 from tests.api.console_helpers import csrf_of, session_csrf, sign_in
 from tests.api.jobs_helpers import tenant, upload
+from tests.support import free_port
 
 
 def test_pages_need_a_session(gateway: Gateway) -> None:
@@ -321,3 +329,70 @@ def test_revoking_the_sessions_own_key_signs_it_out(gateway: Gateway, org: str) 
         assert client.get("/console/keys").headers["location"] == "/console/sign-in"
     with gateway.client(admin) as api:
         assert api.get("/v1/models").status_code == 401
+
+
+def add_upstream_fault(gateway: Gateway, **spec: Any) -> None:
+    response = httpx.post(
+        f"{gateway.sandbox.url}/runs/{GATEWAY_RUN}/_sandbox/faults",
+        json={"method": "GET", "path_prefix": "/v1/models", "count": 1, **spec},
+        headers={"Authorization": f"Bearer {UPSTREAM_KEY}"},
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+
+
+def cell(html: str, cell_id: str) -> str:
+    match = re.search(rf'id="{cell_id}"[^>]*>(.*?)</td>', html)
+    assert match, f"no #{cell_id} on the page"
+    return match.group(1)
+
+
+def test_the_health_page_shows_the_queue_and_whether_the_upstream_answers(
+    gateway: Gateway,
+) -> None:
+    with sign_in(gateway, ADMIN_TOKEN) as client:
+        healthy = client.get("/console/health")
+        assert healthy.status_code == 200
+        assert cell(healthy.text, "redis") == "reachable"
+        assert cell(healthy.text, "upstream") == "reachable"
+        assert re.fullmatch(r"[\d.]+ ms", cell(healthy.text, "upstream-latency"))
+        assert re.search(r"<td>tunegate</td>(<td>\d+</td>){4}", healthy.text), healthy.text
+        assert gateway.sandbox.url.split("//")[1] in healthy.text
+        add_upstream_fault(gateway, kind="500")
+        failing = client.get("/console/health")
+        assert cell(failing.text, "upstream") == "unreachable"
+        assert cell(failing.text, "upstream-problem") == "HTTP 500"
+        add_upstream_fault(gateway, kind="hang", seconds=25)  # longer than the probe waits
+        hung = client.get("/console/health")
+        assert hung.status_code == 200
+        assert cell(hung.text, "upstream") == "unreachable"
+        assert cell(hung.text, "upstream-latency") == "—"
+        assert "no answer within" in cell(hung.text, "upstream-problem")
+        for page_text in (healthy.text, failing.text, hung.text):
+            assert UPSTREAM_KEY not in page_text and ADMIN_TOKEN not in page_text
+    _, admin = gateway.create_key(gateway.create_org(), "admin")
+    with sign_in(gateway, admin) as org_admin:
+        assert org_admin.get("/console/health").status_code == 403
+
+
+def probe(gateway: Gateway, **overrides: Any) -> UpstreamReach:
+    settings = gateway.settings.model_copy(update=overrides)
+
+    async def run() -> UpstreamReach:
+        async with Upstream.from_settings(settings) as upstream:
+            return await upstream.probe(3.0)
+
+    return asyncio.run(run())
+
+
+def test_the_upstream_probe_names_a_refused_key_or_no_connection_never_the_key(
+    gateway: Gateway,
+) -> None:
+    wrong = "sk-wrong-key-0123456789abcdef0123456789"
+    refused = probe(gateway, openai_api_key=SecretStr(wrong))
+    assert refused.reachable and refused.status == 401 and refused.latency_ms is not None
+    assert refused.problem == "HTTP 401: the upstream refused the gateway's key"
+    down = probe(gateway, openai_base_url=f"http://127.0.0.1:{free_port()}/v1")  # no listener
+    assert not down.reachable and down.status is None
+    assert down.problem is not None and down.problem.startswith("could not connect")
+    assert wrong not in repr(refused)
