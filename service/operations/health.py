@@ -12,7 +12,10 @@ import anyio
 
 from service.domain.health import GatewayHealth, UpstreamReach
 from service.errors import Unavailable
+from service.logging import get_logger
 from service.operations.context import Context
+
+log = get_logger(__name__)
 
 SANDBOX = "upstream.sandbox"  # in `ctx.extras`: the upstream is the sandbox this process started
 UPSTREAM_SECONDS = 3.0  # the budget `tunegate health` gives an HTTP probe
@@ -58,7 +61,12 @@ async def _queues(ctx: Context, health: GatewayHealth) -> None:
 
 
 async def _upstream(ctx: Context, health: GatewayHealth) -> None:
-    health.upstream = await ctx.upstream.probe(UPSTREAM_SECONDS)
+    try:
+        health.upstream = await ctx.upstream.probe(UPSTREAM_SECONDS)
+    except Exception as error:  # the page reports it rather than failing with it
+        log.warning("upstream_probe_failed", error=type(error).__name__)
+        problem = f"the check itself failed ({type(error).__name__})"
+        health.upstream = UpstreamReach(False, problem=problem)
 
 
 async def check_gateway(ctx: Context) -> GatewayHealth:

@@ -31,7 +31,7 @@ class KeysController(Controller):
     security = [{"OrgKey": []}]
     opt = {"capability": Capability.KEYS}
 
-    @get("/", operation_id="keys.org.list")
+    @get("/", operation_id="keys.org.list", summary="List the org's keys (admins)")
     async def list_keys(
         self, request: Request[Any, Any, Any], after: After = None, limit: Limit = 20
     ) -> KeyList:
@@ -41,7 +41,12 @@ class KeysController(Controller):
         first, last = (found[0].id, found[-1].id) if found else (None, None)
         return KeyList(data=found, has_more=more, first_id=first, last_id=last)
 
-    @post("/", operation_id="keys.org.create", status_code=201)
+    @post(
+        "/",
+        operation_id="keys.org.create",
+        status_code=201,
+        summary="Create a key of the org (admins); the key is shown only in this answer",
+    )
     async def create_key(
         self, request: Request[Any, Any, Any], data: JSONBody[KeyCreate]
     ) -> KeyCreated:
@@ -51,7 +56,13 @@ class KeysController(Controller):
         request.state.audit_details = {"name": record.name, "role": record.role}
         return key_created(record, issued.plaintext)
 
-    @delete("/{key_id:str}", operation_id="keys.org.revoke", status_code=200)
+    @delete(
+        "/{key_id:str}",
+        operation_id="keys.org.revoke",
+        status_code=200,
+        summary="Revoke a key of the org at once (admins)",
+        description="The key calling may revoke itself: its next call is a 401.",
+    )
     async def revoke_key(self, request: Request[Any, Any, Any], key_id: FromPath[str]) -> Key:
         request.state.audit_resource_id = key_id
         store = context_of(request).store
