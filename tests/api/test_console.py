@@ -10,13 +10,15 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from service.config import Settings
 from service.domain.health import UpstreamReach
 from service.http.console.session import paged
+from service.runtime import build_gateway
 from service.upstream import Upstream
 from tests.api.conftest import ADMIN_TOKEN, GATEWAY_RUN, UPSTREAM_KEY, Gateway
 from tests.api.console_helpers import csrf_of, session_csrf, sign_in
 from tests.api.jobs_helpers import tenant, upload
-from tests.support import free_port
+from tests.support import ServerThread, free_port
 
 
 def test_pages_need_a_session(gateway: Gateway) -> None:
@@ -396,3 +398,26 @@ def test_the_upstream_probe_names_a_refused_key_or_no_connection_never_the_key(
     assert not down.reachable and down.status is None
     assert down.problem is not None and down.problem.startswith("could not connect")
     assert wrong not in repr(refused)
+
+
+def test_the_health_page_names_the_embedded_sandbox_when_no_upstream_key_is_set(
+    tmp_path: Any,
+) -> None:
+    settings = Settings(
+        openai_api_key=None,
+        admin_token=SecretStr(ADMIN_TOKEN),
+        data_dir=tmp_path,
+        log_format="json",
+    )
+    built = build_gateway(settings, embedded_workers=1)
+    server = ServerThread(built.asgi).start()
+    try:
+        local = Gateway(url=server.url, settings=built.settings, admin=None, sandbox=None)  # type: ignore[arg-type]
+        with sign_in(local, ADMIN_TOKEN) as client:
+            health = client.get("/console/health").text
+    finally:
+        server.stop()
+        built.close()
+    assert "the embedded sandbox at" in health
+    assert cell(health, "upstream") == "reachable"
+    assert (built.settings.openai_api_key or SecretStr("")).get_secret_value() not in health
