@@ -16,7 +16,9 @@ from rq import Queue, Retry
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
+from service.domain.health import QueueDepth
 from service.embedded import connect_embedded, is_embedded_url
+from service.errors import Unavailable
 from service.store.sentinel import close_sentinels_sync, connect_sentinel_sync, is_sentinel_url
 
 QUEUE_NAME = "tunegate"
@@ -107,6 +109,29 @@ class TaskQueue:
 
     def depth(self) -> dict[str, int]:
         return {self.name: self.queue.count}
+
+    def counts(self) -> list[QueueDepth]:
+        """This deployment's queue (its workers take no other): waiting, running, failed and
+        delayed jobs."""
+        queue = self.queue
+        try:
+            return [
+                QueueDepth(
+                    name=self.name,
+                    queued=queue.count,
+                    started=queue.started_job_registry.count,
+                    failed=queue.failed_job_registry.count,
+                    scheduled=queue.scheduled_job_registry.count,
+                )
+            ]
+        except (redis.RedisError, OSError) as error:
+            raise Unavailable(
+                f"The task queue's Redis did not answer: {type(error).__name__}."
+            ) from None
+
+    async def depths(self) -> list[QueueDepth]:
+        """`counts` from async code, without blocking the event loop."""
+        return await anyio.to_thread.run_sync(self.counts, abandon_on_cancel=True)
 
     def close(self) -> None:
         self.connection.close()

@@ -22,6 +22,7 @@ from service.config import Settings, load_settings
 from service.embedded import EmbeddedRedis
 from service.http.app import asgi_stack, create_app
 from service.logging import configure_logging, get_logger, register_secrets
+from service.operations import health
 from service.operations.context import Context
 from service.queue import TaskQueue
 from service.storage.local import private_dir
@@ -127,11 +128,11 @@ def publish_sandbox(settings: Settings) -> None:
 def build_gateway(settings: Settings, *, embedded_workers: int = 2) -> Gateway:
     closers: list[Callable[[], Any]] = []
     keys.use_namespace(settings.redis_namespace)
-    embedded = settings.embedded
+    embedded, sandbox = settings.embedded, settings.sandbox
     settings = ensure_admin_token(settings)
     if embedded:
         settings = start_embedded_redis(settings, closers)
-    if settings.sandbox:
+    if sandbox:
         settings = start_sandbox(settings, closers)
         if not embedded:
             publish_sandbox(settings)
@@ -150,6 +151,7 @@ def build_gateway(settings: Settings, *, embedded_workers: int = 2) -> Gateway:
         store=Store(settings.redis_url, settings.caller_cache_seconds),
         queue=queue,
         upstream=Upstream.from_settings(settings),
+        extras={health.SANDBOX: sandbox},
     )
     app = create_app(ctx, queue_depth=queue.depth)
     return Gateway(settings=settings, asgi=asgi_stack(app), closers=closers)

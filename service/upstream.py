@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import random
 import re
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
 from service.config import Settings
+from service.domain.health import UpstreamReach
 from service.errors import (
     TunegateError,
     UpstreamError,
@@ -297,6 +299,16 @@ async def _error_answer(response: aiohttp.ClientResponse) -> TunegateError:
     return rejection(response.status, body if isinstance(body, dict) else {}, response.headers)
 
 
+def _answered(status: int, started: float) -> UpstreamReach:
+    latency = round((time.perf_counter() - started) * 1000, 1)
+    problem = None
+    if status in (401, 403):
+        problem = f"HTTP {status}: the upstream refused the gateway's key"
+    elif status >= 400:
+        problem = f"HTTP {status}"
+    return UpstreamReach(status < 500, latency_ms=latency, status=status, problem=problem)
+
+
 def create_client(settings: Settings) -> openai.AsyncOpenAI:
     if settings.openai_api_key is None:
         raise ValueError("no upstream key: set OPENAI_API_KEY (or pass the sandbox's key)")
@@ -344,6 +356,23 @@ class Upstream:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+    async def probe(self, timeout: float) -> UpstreamReach:
+        """One `GET /models`, no retries, at most about `timeout` seconds: whether and how fast
+        the upstream answers. Nothing of its answer is kept but the status."""
+        client = self._client.with_options(timeout=timeout, max_retries=0)
+        started = time.perf_counter()
+        try:
+            with anyio.fail_after(timeout + 1):
+                await client.models.list()
+        except openai.APIStatusError as error:
+            return _answered(error.status_code, started)
+        except (openai.APITimeoutError, TimeoutError):
+            return UpstreamReach(False, problem=f"no answer within {timeout:g} s")
+        except openai.APIConnectionError as error:
+            cause = type(error.__cause__).__name__ if error.__cause__ else "connection error"
+            return UpstreamReach(False, problem=f"could not connect ({cause})")
+        return _answered(200, started)
 
     # Files
 

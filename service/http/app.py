@@ -24,6 +24,7 @@ from service.http.controllers.evals import EvalsController
 from service.http.controllers.health import HealthController
 from service.http.controllers.inference import InferenceController
 from service.http.controllers.jobs import JobsController
+from service.http.controllers.keys import KeysController
 from service.http.controllers.models import ModelsController
 from service.http.controllers.sweeps import SweepsController
 from service.http.controllers.usage import UsageController
@@ -43,7 +44,7 @@ ROUTE_HANDLERS += [InferenceController, ModelsController, AliasesController, Usa
 ROUTE_HANDLERS += [JobsController, OpenAIWebhookController, WebhookDeliveriesController]
 ROUTE_HANDLERS += [SweepsController, DocsController]
 ROUTE_HANDLERS += [BudgetController, AdminBudgetsController]
-ROUTE_HANDLERS += [EvalsController, EvalRunsController]
+ROUTE_HANDLERS += [EvalsController, EvalRunsController, KeysController]
 ROUTE_HANDLERS += CONSOLE_HANDLERS
 
 

@@ -1,14 +1,24 @@
 """The console without a browser: sessions and their cookie, CSRF, role limits, other orgs' ids,
-and the audit of sign-in and sign-out."""
+the audit of sign-in and sign-out, the org admin's keys page and the operator's health page."""
 
 from __future__ import annotations
 
-import httpx
+import asyncio
+import re
+from typing import Any
 
+import httpx
+from pydantic import SecretStr
+
+from service.config import Settings
+from service.domain.health import UpstreamReach
 from service.http.console.session import paged
-from tests.api.conftest import ADMIN_TOKEN, Gateway
+from service.runtime import build_gateway
+from service.upstream import Upstream
+from tests.api.conftest import ADMIN_TOKEN, GATEWAY_RUN, UPSTREAM_KEY, Gateway
 from tests.api.console_helpers import csrf_of, session_csrf, sign_in
 from tests.api.jobs_helpers import tenant, upload
+from tests.support import ServerThread, free_port
 
 
 def test_pages_need_a_session(gateway: Gateway) -> None:
@@ -237,3 +247,177 @@ def test_long_lists_come_in_pages() -> None:
     assert first["items"] == items[:50] and first["prev_page"] is None and first["next_page"] == 2
     assert last["items"] == items[100:] and last["prev_page"] == 2 and last["next_page"] is None
     assert paged([], 1) == {"items": [], "prev_page": None, "next_page": None}
+
+
+def test_an_org_admin_creates_a_key_shown_once_and_revokes_it(gateway: Gateway, org: str) -> None:
+    admin_id, admin = gateway.create_key(org, "admin")
+    with sign_in(gateway, admin) as client:
+        keys_page = client.get("/console/keys")
+        assert keys_page.status_code == 200 and 'href="/console/keys"' in keys_page.text
+        token = csrf_of(keys_page.text)
+        missing = client.post("/console/keys", data={"name": "web", "role": "member"})
+        assert missing.status_code == 403 and "CSRF" in missing.text
+        bad = client.post("/console/keys", data={"csrf_token": token, "name": "x", "role": "boss"})
+        assert bad.status_code == 400 and "role" in bad.text
+        created = client.post(
+            "/console/keys", data={"csrf_token": token, "name": "web", "role": "member"}
+        )
+        assert created.status_code == 200 and 'id="new-key"' in created.text
+        assert created.headers["cache-control"] == "no-store"
+        secret = csrf_of_secret(created.text)
+        key_id = secret.split("_")[1]
+        assert secret not in str(created.url) and secret not in created.headers.get("location", "")
+        assert all(secret not in value for value in created.headers.values())
+        assert not any(secret in c for c in client.cookies.values())
+        with gateway.client(secret) as api:
+            assert api.get("/v1/files").status_code == 200
+        again = client.get("/console/keys")
+        assert secret not in again.text and 'id="new-key"' not in again.text
+        assert key_id in again.text
+        confirm = client.get(f"/console/keys/{key_id}/revoke")
+        assert confirm.status_code == 200 and "own-key-warning" not in confirm.text
+        assert gateway.admin.get(f"/admin/orgs/{org}/keys").json()["data"][-1]["revoked_at"] is None
+        revoked = client.post(f"/console/keys/{key_id}/revoke", data={"csrf_token": token})
+        assert revoked.status_code == 303 and revoked.headers["location"] == "/console/keys"
+        with gateway.client(secret) as api:
+            assert api.get("/v1/files").status_code == 401
+        mine = client.get(f"/console/keys/{admin_id}/revoke")
+        assert "own-key-warning" in mine.text
+    with gateway.client(admin) as api:
+        events = api.get("/v1/audit").json()["data"]
+    actions = {e["action"]: e for e in events if e["outcome"] == "success"}
+    for action in ("console.keys.org.create", "console.keys.org.revoke"):
+        assert actions[action]["key_id"] == admin_id and actions[action]["resource_id"] == key_id
+    assert secret not in str(events)
+
+
+def csrf_of_secret(html: str) -> str:
+    start = html.index('id="new-key">') + len('id="new-key">')
+    return html[start : html.index("</code>", start)]
+
+
+def test_only_admins_reach_the_keys_page_and_only_their_orgs_keys(gateway: Gateway) -> None:
+    org_a, org_b = gateway.create_org("a"), gateway.create_org("b")
+    a_key_id, _ = gateway.create_key(org_a, "member")
+    for role in ("member", "inference"):
+        _, key = gateway.create_key(org_b, role)
+        with sign_in(gateway, key) as client:
+            overview = client.get("/console")
+            assert 'href="/console/keys"' not in overview.text
+            refused = client.get("/console/keys")
+            assert refused.status_code == 403 and "Not allowed" in refused.text
+            token = session_csrf(client, "/console")
+            posted = client.post("/console/keys", data={"csrf_token": token, "name": "x"})
+            assert posted.status_code == 403
+    with sign_in(gateway, ADMIN_TOKEN) as operator:
+        assert operator.get("/console/keys").status_code == 403
+    _, b_admin = gateway.create_key(org_b, "admin")
+    with sign_in(gateway, b_admin) as client:
+        token = session_csrf(client, "/console/keys")
+        assert a_key_id not in client.get("/console/keys").text
+        assert client.get(f"/console/keys/{a_key_id}/revoke").status_code == 404
+        theirs = client.post(f"/console/keys/{a_key_id}/revoke", data={"csrf_token": token})
+        assert theirs.status_code == 404 and "Not found" in theirs.text
+    listed = gateway.admin.get(f"/admin/orgs/{org_a}/keys").json()["data"]
+    assert listed[0]["revoked_at"] is None
+
+
+def test_revoking_the_sessions_own_key_signs_it_out(gateway: Gateway, org: str) -> None:
+    admin_id, admin = gateway.create_key(org, "admin")
+    with sign_in(gateway, admin) as client:
+        token = session_csrf(client, "/console/keys")
+        revoked = client.post(f"/console/keys/{admin_id}/revoke", data={"csrf_token": token})
+        assert revoked.status_code == 303
+        assert client.get("/console/keys").headers["location"] == "/console/sign-in"
+    with gateway.client(admin) as api:
+        assert api.get("/v1/models").status_code == 401
+
+
+def add_upstream_fault(gateway: Gateway, **spec: Any) -> None:
+    response = httpx.post(
+        f"{gateway.sandbox.url}/runs/{GATEWAY_RUN}/_sandbox/faults",
+        json={"method": "GET", "path_prefix": "/v1/models", "count": 1, **spec},
+        headers={"Authorization": f"Bearer {UPSTREAM_KEY}"},
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+
+
+def cell(html: str, cell_id: str) -> str:
+    match = re.search(rf'id="{cell_id}"[^>]*>(.*?)</td>', html)
+    assert match, f"no #{cell_id} on the page"
+    return match.group(1)
+
+
+def test_the_health_page_shows_the_queue_and_whether_the_upstream_answers(
+    gateway: Gateway,
+) -> None:
+    with sign_in(gateway, ADMIN_TOKEN) as client:
+        healthy = client.get("/console/health")
+        assert healthy.status_code == 200
+        assert cell(healthy.text, "redis") == "reachable"
+        assert cell(healthy.text, "upstream") == "reachable"
+        assert re.fullmatch(r"[\d.]+ ms", cell(healthy.text, "upstream-latency"))
+        assert re.search(r"<td>tunegate</td>(<td>\d+</td>){4}", healthy.text), healthy.text
+        assert gateway.sandbox.url.split("//")[1] in healthy.text
+        add_upstream_fault(gateway, kind="500")
+        failing = client.get("/console/health")
+        assert cell(failing.text, "upstream") == "unreachable"
+        assert cell(failing.text, "upstream-problem") == "HTTP 500"
+        add_upstream_fault(gateway, kind="hang", seconds=25)  # longer than the probe waits
+        hung = client.get("/console/health")
+        assert hung.status_code == 200
+        assert cell(hung.text, "upstream") == "unreachable"
+        assert cell(hung.text, "upstream-latency") == "—"
+        assert "no answer within" in cell(hung.text, "upstream-problem")
+        for page_text in (healthy.text, failing.text, hung.text):
+            assert UPSTREAM_KEY not in page_text and ADMIN_TOKEN not in page_text
+    _, admin = gateway.create_key(gateway.create_org(), "admin")
+    with sign_in(gateway, admin) as org_admin:
+        assert org_admin.get("/console/health").status_code == 403
+
+
+def probe(gateway: Gateway, **overrides: Any) -> UpstreamReach:
+    settings = gateway.settings.model_copy(update=overrides)
+
+    async def run() -> UpstreamReach:
+        async with Upstream.from_settings(settings) as upstream:
+            return await upstream.probe(3.0)
+
+    return asyncio.run(run())
+
+
+def test_the_upstream_probe_names_a_refused_key_or_no_connection_never_the_key(
+    gateway: Gateway,
+) -> None:
+    wrong = "sk-wrong-key-0123456789abcdef0123456789"
+    refused = probe(gateway, openai_api_key=SecretStr(wrong))
+    assert refused.reachable and refused.status == 401 and refused.latency_ms is not None
+    assert refused.problem == "HTTP 401: the upstream refused the gateway's key"
+    down = probe(gateway, openai_base_url=f"http://127.0.0.1:{free_port()}/v1")  # no listener
+    assert not down.reachable and down.status is None
+    assert down.problem is not None and down.problem.startswith("could not connect")
+    assert wrong not in repr(refused)
+
+
+def test_the_health_page_names_the_embedded_sandbox_when_no_upstream_key_is_set(
+    tmp_path: Any,
+) -> None:
+    settings = Settings(
+        openai_api_key=None,
+        admin_token=SecretStr(ADMIN_TOKEN),
+        data_dir=tmp_path,
+        log_format="json",
+    )
+    built = build_gateway(settings, embedded_workers=1)
+    server = ServerThread(built.asgi).start()
+    try:
+        local = Gateway(url=server.url, settings=built.settings, admin=None, sandbox=None)  # type: ignore[arg-type]
+        with sign_in(local, ADMIN_TOKEN) as client:
+            health = client.get("/console/health").text
+    finally:
+        server.stop()
+        built.close()
+    assert "the embedded sandbox at" in health
+    assert cell(health, "upstream") == "reachable"
+    assert (built.settings.openai_api_key or SecretStr("")).get_secret_value() not in health

@@ -1,7 +1,8 @@
 """The console in headless Chromium: each role signs in, a dataset is uploaded through the file
-picker, a job is watched to `succeeded` with its chart redrawn, a key is created and revoked,
-another org's ids are 404 pages, a form without its CSRF token is refused, and no key is left in
-the page source or in the browser's storage."""
+picker, a job is watched to `succeeded` with its chart redrawn, a key is created and revoked (by
+the operator, and by an org admin on its Keys page, which a member cannot open), another org's
+ids are 404 pages, a form without its CSRF token is refused, and no key is left in the page
+source or in the browser's storage."""
 
 from __future__ import annotations
 
@@ -69,7 +70,9 @@ def test_each_role_signs_in_and_no_key_reaches_the_browser(page: Any, gateway: G
     assert_no_secret_in_browser(page, ADMIN_TOKEN)
     page.get_by_role("link", name="Health").click()
     page.shots.take("health")
-    assert "reachable" in page.content()
+    assert page.text_content("#redis") == "reachable"
+    assert page.text_content("#upstream") == "reachable"
+    assert page.locator("#queues tbody tr").count() == 1
 
 
 def test_upload_a_dataset_and_watch_a_job_succeed(
@@ -126,6 +129,61 @@ def test_the_operator_creates_a_key_shown_once_and_revokes_it(page: Any, gateway
     with gateway.client(new_key) as api:
         assert api.get("/v1/models").status_code == 401
     assert page.get_by_role("button", name=f"Revoke key {key_id}").count() == 0
+
+
+def test_an_org_admin_creates_a_key_seen_once_and_revokes_it(page: Any, gateway: Gateway) -> None:
+    _, admin = org_with_key(gateway, "admin")
+    sign_in(page, gateway.url, admin)
+    page.get_by_role("link", name="Keys", exact=True).click()
+    page.shots.take("keys")
+    assert page.get_by_role("heading", name="Keys", exact=True).is_visible()
+    page.get_by_label("Name", exact=True).fill("browser-made")
+    page.get_by_label("Role").select_option("inference")
+    page.get_by_role("button", name="Create key").click()
+    page.shots.take("key-created")
+    new_key = page.text_content("#new-key") or ""
+    assert new_key.startswith("tgk_")
+    page.get_by_role("button", name="Copy to clipboard").click()
+    wait_for(lambda: page.text_content("#copy-done"), timeout=30, what="the copy hint")
+    assert new_key not in page.url
+    assert_no_secret_in_browser_storage(page, new_key)
+    with gateway.client(new_key) as api:
+        assert api.get("/v1/models").status_code == 200
+    page.get_by_role("link", name="Keys", exact=True).click()
+    page.shots.take("keys-listed")
+    assert new_key not in page.content()
+    key_id = new_key.split("_")[1]
+    page.get_by_role("link", name=f"Revoke key {key_id}").click()
+    page.shots.take("key-revoke-confirm")
+    assert page.locator("#own-key-warning").count() == 0
+    page.get_by_role("button", name=f"Revoke key {key_id}").click()
+    page.wait_for_url(re.compile(r".*/console/keys$"))
+    page.shots.take("key-revoked")
+    with gateway.client(new_key) as api:
+        assert api.get("/v1/models").status_code == 401
+    assert page.get_by_role("link", name=f"Revoke key {key_id}").count() == 0
+    assert new_key not in page.content()
+
+
+def test_a_member_has_no_keys_page(page: Any, gateway: Gateway) -> None:
+    _, member = org_with_key(gateway, "member")
+    sign_in(page, gateway.url, member)
+    assert page.get_by_role("link", name="Keys", exact=True).count() == 0
+    answer = page.goto(f"{gateway.url}/console/keys")
+    page.shots.take("keys-refused")
+    assert answer.status == 403
+    assert page.get_by_role("heading", name="Not allowed").is_visible()
+
+
+def assert_no_secret_in_browser_storage(page: Any, secret: str) -> None:
+    """The new key is on the page, as it must be once, and nowhere the browser keeps."""
+    stored = page.evaluate(
+        "() => JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])"
+    )
+    assert stored == "[[],[]]", stored
+    assert all(secret not in cookie["value"] for cookie in page.context.cookies())
+    history = page.evaluate("() => JSON.stringify([location.href, history.state])")
+    assert secret not in history
 
 
 def test_another_orgs_ids_are_404_pages_and_forms_need_their_csrf_token(

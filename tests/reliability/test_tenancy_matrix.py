@@ -126,6 +126,12 @@ def fresh_run(world: World, client: httpx.Client) -> dict[str, str]:
     return {"run_id": response.json()["id"]}
 
 
+def fresh_key(_world: World, client: httpx.Client) -> dict[str, str]:
+    response = client.post("/v1/keys", json={"name": "gone", "role": "inference"})
+    assert response.status_code == 201, response.text
+    return {"key_id": response.json()["id"]}
+
+
 def unknown_model(_world: World, _client: httpx.Client) -> dict[str, str]:
     return {"model_id": "ft:gpt-4o-mini-2024-07-18:nobody::nothing"}
 
@@ -158,6 +164,9 @@ MATRIX: dict[tuple[str, str], Route] = {
     ("DELETE", "/admin/orgs/{org_id}/keys/{key_id}"): Route("operator", disposable=operator_target),
     ("POST", "/admin/orgs/{org_id}/webhook-secret"): Route("operator", disposable=operator_target),
     ("GET", "/v1/audit"): Route("org", ADMINS),
+    ("GET", "/v1/keys"): Route("org", ADMINS),
+    ("POST", "/v1/keys"): Route("org", ADMINS, json_body({"name": "m", "role": "member"})),
+    ("DELETE", "/v1/keys/{key_id}"): Route("org", ADMINS, disposable=fresh_key),
     ("GET", "/v1/audit/export"): Route("org", ADMINS),
     ("POST", "/v1/files"): Route("org", MEMBERS, upload),
     ("GET", "/v1/files"): Route("org", MEMBERS),

@@ -38,6 +38,7 @@ def test_foreign_strings_do_not_parse() -> None:
 def test_role_capabilities_follow_design() -> None:
     assert all(role_allows("admin", capability) for capability in Capability)
     assert not role_allows("member", Capability.AUDIT)
+    assert not role_allows("member", Capability.KEYS)
     assert role_allows("member", Capability.JOBS)
     assert role_allows("member", Capability.DATASETS)
     assert role_allows("inference", Capability.INFERENCE)

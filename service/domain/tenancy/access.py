@@ -27,11 +27,12 @@ class Capability(StrEnum):
     ALIASES = "aliases"
     USAGE = "usage"
     AUDIT = "audit"
+    KEYS = "keys"
 
 
 _ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
     "admin": frozenset(Capability),
-    "member": frozenset(Capability) - {Capability.AUDIT},
+    "member": frozenset(Capability) - {Capability.AUDIT, Capability.KEYS},
     "inference": frozenset({Capability.INFERENCE, Capability.MODELS_READ}),
 }
 

@@ -1,6 +1,7 @@
 """The operator's console pages: orgs (create; the policy editor, validated by the same `Policy`
 model as `PUT /admin/orgs/{org_id}/policy`; keys, shown once when created, and revoked) and the
-gateway's health (Redis, live workers). They call the same operations as `/admin`."""
+gateway's health (Redis, live workers, the task queue's depth, whether the upstream answers).
+They call the same operations as `/admin`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 
 from service.domain.tenancy.access import ROLES
 from service.domain.tenancy.policy import Policy
-from service.errors import InvalidRequest, Unavailable
+from service.errors import InvalidRequest
 from service.http.auth import context_of
 from service.http.console.session import (
     EXCEPTION_HANDLERS,
@@ -24,6 +25,7 @@ from service.http.console.session import (
     require_session,
 )
 from service.http.path_ids import require_wellformed_ids
+from service.operations import health as gateway_health
 from service.operations.tenancy import orgs as tenancy
 
 PageNo = Annotated[int | None, QueryParameter(name="page", ge=1)]
@@ -130,9 +132,5 @@ class OperatorPages(Controller):
 
     @get("/health", opt=_READ)
     async def health(self, request: Request[Any, Any, Any]) -> Template:
-        store = context_of(request).store
-        try:
-            redis_ok, workers = await store.ping(), await store.workers.alive_count()
-        except Unavailable:
-            redis_ok, workers = False, 0
-        return page(request, "health.html", redis_ok=redis_ok, workers=workers)
+        found = await gateway_health.check_gateway(context_of(request))
+        return page(request, "health.html", health=found)

@@ -22,8 +22,19 @@ def _org(record: OrgRecord) -> Org:
     return Org(id=record.id, name=record.name, policy=record.policy, created_at=record.created_at)
 
 
-def _key(record: KeyRecord) -> Key:
+def key_object(record: KeyRecord) -> Key:
     return Key.model_validate(record.model_dump())
+
+
+def key_created(record: KeyRecord, plaintext: str) -> KeyCreated:
+    """The one answer that carries the key itself."""
+    return KeyCreated(
+        id=record.id,
+        key=plaintext,
+        name=record.name,
+        role=record.role,
+        created_at=record.created_at,
+    )
 
 
 MergePatch = Annotated[
@@ -108,27 +119,21 @@ class AdminController(Controller):
         )
         request.state.audit_resource_id = record.id
         request.state.audit_details = {"name": record.name, "role": record.role}
-        return KeyCreated(
-            id=record.id,
-            key=issued.plaintext,
-            name=record.name,
-            role=record.role,
-            created_at=record.created_at,
-        )
+        return key_created(record, issued.plaintext)
 
     @get("/{org_id:str}/keys", operation_id="keys.list")
     async def list_keys(
         self, request: Request[Any, Any, Any], org_id: FromPath[str]
     ) -> ListResponse[Key]:
         records = await tenancy.list_keys(context_of(request).store, org_id)
-        return ListResponse[Key](data=[_key(record) for record in records])
+        return ListResponse[Key](data=[key_object(record) for record in records])
 
     @delete("/{org_id:str}/keys/{key_id:str}", operation_id="keys.revoke", status_code=200)
     async def revoke_key(
         self, request: Request[Any, Any, Any], org_id: FromPath[str], key_id: FromPath[str]
     ) -> Key:
         request.state.audit_resource_id = key_id
-        return _key(await tenancy.revoke_key(context_of(request).store, org_id, key_id))
+        return key_object(await tenancy.revoke_key(context_of(request).store, org_id, key_id))
 
     @post(
         "/{org_id:str}/webhook-secret", operation_id="orgs.webhook_secret.rotate", status_code=200

@@ -63,6 +63,16 @@ class Key(BaseModel):
     revoked_at: int | None = None
 
 
+class KeyList(BaseModel):
+    """A page of the org's keys, newest first (never their secrets)."""
+
+    object: Literal["list"] = "list"
+    data: list[Key]
+    has_more: bool = False
+    first_id: str | None = None
+    last_id: str | None = None
+
+
 class KeyCreated(BaseModel):
     id: str
     key: str = Field(description="The key itself: shown only in this response.")

@@ -91,11 +91,29 @@ async def list_keys(store: Store, org_id: str) -> list[KeyRecord]:
     return await store.tenancy.list_keys(org_id)
 
 
-async def revoke_key(store: Store, org_id: str, key_id: str) -> KeyRecord:
+async def page_keys(
+    store: Store, org_id: str, *, after: str | None, limit: int
+) -> tuple[list[KeyRecord], bool]:
+    """A page of the org's keys, newest first, after the key id `after`; and whether more follow."""
+    found = list(reversed(await list_keys(store, org_id)))
+    if after is not None:
+        ids = [record.id for record in found]
+        found = found[ids.index(after) + 1 :] if after in ids else []
+    return found[:limit], len(found) > limit
+
+
+async def get_key(store: Store, org_id: str, key_id: str) -> KeyRecord:
+    """The org's key `key_id`; another org's key is as unknown as one that never existed."""
     await get_org(store, org_id)
     record = await store.tenancy.get_key(key_id)
     if record is None or record.org_id != org_id:
         raise key_not_found(key_id)
+    return record
+
+
+async def revoke_key(store: Store, org_id: str, key_id: str) -> KeyRecord:
+    """Revoke at once (again: a no-op). A key may revoke itself: its next call is a 401."""
+    record = await get_key(store, org_id, key_id)
     if record.revoked_at is None:
         record.revoked_at = int(time.time())
         await store.tenancy.put_key(record)
