@@ -365,10 +365,10 @@ def test_eval_pages_show_runs_items_and_two_runs_compared(gateway: Gateway) -> N
             assert "25 passed · 0 failed · 0 errored of 25" in eval_page
             assert 'name="first"' in eval_page and 'name="second"' in eval_page
             run_page = client.get(f"/console/evals/{made['id']}/runs/{second['id']}").text
-            assert run_page.count("<td><pre>") == 20 and "?page=2" in run_page
-            assert "<td><pre>no</pre>" in run_page and "<strong>question</strong>: q0" in run_page
+            assert run_page.count('<td><pre class="answer">') == 20 and "?page=2" in run_page
+            assert ">no</pre>" in run_page and "<strong>question</strong>: q0" in run_page
             last = client.get(f"/console/evals/{made['id']}/runs/{second['id']}?page=2").text
-            assert last.count("<td><pre>") == 5 and "?page=1" in last
+            assert last.count('<td><pre class="answer">') == 5 and "?page=1" in last
             side = client.get(
                 f"/console/evals/{made['id']}/compare",
                 params={"first": first["id"], "second": second["id"]},
@@ -378,6 +378,7 @@ def test_eval_pages_show_runs_items_and_two_runs_compared(gateway: Gateway) -> N
             assert f"[{100 * low:+.1f} pts, {100 * high:+.1f} pts]" in side.text
             assert "-12.0 pts" in side.text and "First: before" in side.text
             assert side.text.count("pass → fail") == 3
+            assert "<td>25</td><td>3</td>" in side.text  # items graded in both, changed
         with sign_in(gateway, other.key) as client:
             for path in (
                 f"/console/evals/{made['id']}",
