@@ -17,8 +17,23 @@ from service.runtime import build_gateway
 from service.upstream import Upstream
 from tests.api.conftest import ADMIN_TOKEN, GATEWAY_RUN, UPSTREAM_KEY, Gateway
 from tests.api.console_helpers import csrf_of, session_csrf, sign_in
-from tests.api.jobs_helpers import tenant, upload
-from tests.support import ServerThread, free_port
+from tests.api.jobs_helpers import tenant, upload, wait_status
+from tests.support import ServerThread, free_port, wait_for
+
+JOB_LINK = re.compile(r'<td><a href="/console/jobs/([\w-]+)">')
+EVAL: Any = {
+    "data_source_config": {"type": "custom", "item_schema": {"type": "object"}},
+    "testing_criteria": [
+        {
+            "type": "string_check",
+            "name": "exact",
+            "input": "{{sample.output_text}}",
+            "reference": "{{item.answer}}",
+            "operation": "eq",
+        }
+    ],
+}
+NEXT_PAGE = re.compile(r'<a href="(/console/jobs\?[^"]+)">Next page</a>')
 
 
 def test_pages_need_a_session(gateway: Gateway) -> None:
@@ -421,3 +436,139 @@ def test_the_health_page_names_the_embedded_sandbox_when_no_upstream_key_is_set(
     assert "the embedded sandbox at" in health
     assert cell(health, "upstream") == "reachable"
     assert (built.settings.openai_api_key or SecretStr("")).get_secret_value() not in health
+
+
+def test_the_usage_page_draws_spend_and_tokens_by_day_model_and_key(gateway: Gateway) -> None:
+    with tenant(gateway, role="admin") as admin:
+        with sign_in(gateway, admin.key) as client:
+            empty = client.get("/console/usage").text
+            assert empty.count('role="img"') >= 3
+            assert "No spend in these 30 days: no proxied call or training was recorded" in empty
+            assert "No spend by model in these 30 days" in empty
+        chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+        assert admin.sdk.chat.completions.create(**chat).choices  # type: ignore[call-overload]
+        with sign_in(gateway, admin.key) as client:
+            spend = client.get("/console/usage").text
+            for title in ("Spend by day", "Spend by model", "Spend by key"):
+                assert f"<title>{title}</title>" in spend, title
+                assert f"{title} as a table" in spend  # the text alternative beside each chart
+            assert "No spend" not in spend and "gpt-4o-mini" in spend
+            tokens = client.get("/console/usage", params={"measure": "tokens", "days": 7}).text
+            assert "Usage, last 7 days" in tokens and "<title>Tokens by model</title>" in tokens
+            assert "over 7 days" in tokens
+            with gateway.client(admin.key) as api:  # the same figures as the API's
+                report = api.get("/v1/usage", params={"group_by": "model"}).json()["data"]
+            used = sum(row["prompt_tokens"] + row["completion_tokens"] for row in report)
+            assert f"<td>{used:,}</td>" in tokens
+            assert client.get("/console/usage", params={"days": 0}).status_code == 400
+
+
+def test_the_jobs_filter_applies_before_paging_and_is_kept_in_the_paging_links(
+    gateway: Gateway,
+) -> None:
+    with tenant(gateway, role="member") as org_tenant:
+        file_id = upload(org_tenant.sdk)
+        created = [
+            org_tenant.sdk.fine_tuning.jobs.create(
+                model="gpt-4o-mini", training_file=file_id, suffix=suffix
+            )
+            for suffix in ("alpha", "beta", "alpha", "beta", "alpha")
+        ]
+        for job in created:
+            wait_status(org_tenant.sdk, job.id)
+        alphas = [job.id for job in reversed(created) if job.user_provided_suffix == "alpha"]
+        with sign_in(gateway, org_tenant.key) as client:
+            first = client.get("/console/jobs", params={"model": "ALPHA", "limit": 2})
+            assert first.status_code == 200
+            shown = JOB_LINK.findall(first.text)
+            assert shown == alphas[:2]
+            following = NEXT_PAGE.search(first.text)
+            assert following, "the first page links to the next"
+            link = following.group(1).replace("&amp;", "&")
+            assert "model=ALPHA" in link and "limit=2" in link
+            second = client.get(link)
+            assert JOB_LINK.findall(second.text) == alphas[2:]
+            assert not NEXT_PAGE.search(second.text)
+            none = client.get("/console/jobs", params={"status": "failed", "model": "alpha"})
+            assert JOB_LINK.findall(none.text) == [] and "match these filters" in none.text
+            ended = {job_id: org_tenant.sdk.fine_tuning.jobs.retrieve(job_id) for job_id in alphas}
+            status = ended[alphas[0]].status
+            same = client.get("/console/jobs", params={"status": status, "model": "alpha"})
+            assert JOB_LINK.findall(same.text) == [j for j in alphas if ended[j].status == status]
+
+
+def given_run(name: str, answers: list[str]) -> dict[str, Any]:
+    """A run grading answers given inline (no model sampled): item i expects 'a<i>'."""
+    rows = [
+        {"item": {"question": f"q{i}", "answer": f"a{i}"}, "sample": {"output_text": answer}}
+        for i, answer in enumerate(answers)
+    ]
+    source = {"type": "file_content", "content": rows}
+    return {"name": name, "data_source": {"type": "jsonl", "source": source}}
+
+
+def ended_run(api: httpx.Client, eval_id: str, run_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = wait_for(
+        lambda: (
+            (run := api.get(f"/v1/evals/{eval_id}/runs/{run_id}").json())["status"]
+            in ("completed", "failed", "canceled")
+            and run
+        ),
+        timeout=60,
+        interval=0.1,
+        what=f"run {run_id} to end",
+    )
+    return found
+
+
+def test_eval_pages_show_runs_items_and_two_runs_compared(gateway: Gateway) -> None:
+    with tenant(gateway, role="member") as owner, tenant(gateway, role="member") as other:
+        with gateway.client(owner.key) as api:
+            made = api.post("/v1/evals", json={**EVAL, "name": "support desk"}).json()
+            # the first answers items 0-24 right; the second gets 0-2 wrong, the rest right
+            first_answers = [f"a{i}" for i in range(25)]
+            second_answers = ["no", "no", "no", *first_answers[3:]]
+            made_runs = [
+                api.post(f"/v1/evals/{made['id']}/runs", json=given_run(name, answers)).json()
+                for name, answers in (("before", first_answers), ("after", second_answers))
+            ]
+            first, second = (ended_run(api, made["id"], run["id"]) for run in made_runs)
+            compared = api.get(
+                f"/v1/evals/{made['id']}/compare", params={"runs": f"{first['id']},{second['id']}"}
+            ).json()["testing_criteria"][0]
+        assert first["status"] == second["status"] == "completed"
+        with sign_in(gateway, owner.key) as client:
+            listed = client.get("/console/evals").text
+            assert made["id"] in listed and "support desk" in listed and "exact" in listed
+            eval_page = client.get(f"/console/evals/{made['id']}").text
+            assert "100.0% (25/25)" in eval_page and "88.0% (22/25)" in eval_page
+            assert "25 passed · 0 failed · 0 errored of 25" in eval_page
+            assert 'name="first"' in eval_page and 'name="second"' in eval_page
+            run_page = client.get(f"/console/evals/{made['id']}/runs/{second['id']}").text
+            assert run_page.count('<td><pre class="answer">') == 20 and "?page=2" in run_page
+            assert ">no</pre>" in run_page and "<strong>question</strong>: q0" in run_page
+            last = client.get(f"/console/evals/{made['id']}/runs/{second['id']}?page=2").text
+            assert last.count('<td><pre class="answer">') == 5 and "?page=1" in last
+            side = client.get(
+                f"/console/evals/{made['id']}/compare",
+                params={"first": first["id"], "second": second["id"]},
+            )
+            assert side.status_code == 200
+            low, high = compared["interval"]
+            assert f"[{100 * low:+.1f} pts, {100 * high:+.1f} pts]" in side.text
+            assert "-12.0 pts" in side.text and "First: before" in side.text
+            assert side.text.count("pass → fail") == 3
+            assert "<td>25</td><td>3</td>" in side.text  # items graded in both, changed
+        with sign_in(gateway, other.key) as client:
+            for path in (
+                f"/console/evals/{made['id']}",
+                f"/console/evals/{made['id']}/runs/{first['id']}",
+                f"/console/evals/{made['id']}/compare?first={first['id']}&second={second['id']}",
+            ):
+                answer = client.get(path)
+                assert answer.status_code == 404, path
+                assert "text/html" in answer.headers["content-type"] and "Not found" in answer.text
+        _, inference = gateway.create_key(owner.org_id, "inference")
+        with sign_in(gateway, inference) as client:
+            assert client.get("/console/evals").status_code == 403
+            assert client.get(f"/console/evals/{made['id']}").status_code == 403

@@ -13,6 +13,7 @@ from litestar.template.config import TemplateConfig
 
 from service.http.console.charts import register_filters
 from service.http.console.datasets import DatasetPages
+from service.http.console.evals import EvalPages
 from service.http.console.jobs import JobPages
 from service.http.console.keys import KeyPages
 from service.http.console.models import ModelPages
@@ -37,7 +38,7 @@ async def static_htmx() -> File:
 
 
 CONSOLE_HANDLERS: list[Any] = [SignInController, JobPages, DatasetPages, SweepPages]
-CONSOLE_HANDLERS += [ModelPages, ReportPages, OperatorPages, KeyPages, static_htmx]
+CONSOLE_HANDLERS += [EvalPages, ModelPages, ReportPages, OperatorPages, KeyPages, static_htmx]
 
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:

@@ -22,8 +22,10 @@ from service.operations.jobs import create as jobs
 from service.operations.jobs import views as job_views
 
 RUNNING = frozenset({"validating_files", "queued", "running", "paused"})
+STATUSES = ("validating_files", "queued", "running", "paused", "succeeded", "failed", "cancelled")
 PAGE_SIZE = 20
 After = Annotated[str | None, QueryParameter()]
+Limit = Annotated[int, QueryParameter(ge=1, le=100)]
 _JOBS = {"org": True, "capability": Capability.JOBS}
 _CONTROLS = {"cancel": JobEvent.CANCEL, "pause": JobEvent.PAUSE, "resume": JobEvent.RESUME}
 
@@ -69,15 +71,25 @@ class JobPages(Controller):
 
     @get("/jobs", opt={**_JOBS, "audit": "never"})
     async def jobs(
-        self, request: Request[Any, Any, Any], after: After = None, status: After = None
+        self,
+        request: Request[Any, Any, Any],
+        after: After = None,
+        status: After = None,
+        model: After = None,
+        limit: Limit = PAGE_SIZE,
     ) -> Template:
         records, more = await job_views.list_jobs(
-            context_of(request), principal_of(request), after=after, limit=PAGE_SIZE
+            context_of(request),
+            principal_of(request),
+            after=after,
+            limit=limit,
+            where=job_views.job_matches(status, model),
         )
         found = [job_views.job_json(record) for record in records]
-        shown = [job for job in found if not status or job["status"] == status]
         next_after = found[-1]["id"] if more and found else None
-        return page(request, "jobs.html", jobs=shown, next_after=next_after, status=status)
+        query = {"status": status or "", "model": model or "", "limit": limit}
+        context = {"jobs": found, "next_after": next_after, "query": query}
+        return page(request, "jobs.html", statuses=STATUSES, **context)
 
     @get("/jobs/{job_id:str}", opt={**_JOBS, "audit": "never"})
     async def job(self, request: Request[Any, Any, Any], job_id: FromPath[str]) -> Template:

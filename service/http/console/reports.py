@@ -1,4 +1,5 @@
-"""The console's usage (by day, model or key, with a CSV export) and audit (filters, cursor pages,
+"""The console's usage (charts and a table by day, model or key over a chosen range, with a CSV
+export) and audit (filters, cursor pages,
 JSONL export) pages, over the same operations as `GET /v1/usage` and `GET /v1/audit`."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from litestar.response import Stream, Template
 from service.domain.tenancy.access import Capability
 from service.errors import InvalidRequest
 from service.http.auth import context_of, principal_of
+from service.http.console.charts import MEASURES, usage_charts
 from service.http.console.session import EXCEPTION_HANDLERS, page, require_session
 from service.ids import is_stream_id
 from service.operations.inference.usage import UsageTotal, date_range, usage_report
@@ -32,7 +34,9 @@ COLUMNS = (
     "trained_tokens",
     "cost",
 )
+RANGES = (7, 30, 90)
 Text = Annotated[str | None, QueryParameter()]
+Days = Annotated[int | None, QueryParameter(ge=1, le=366)]
 _USAGE = {"org": True, "capability": Capability.USAGE, "audit": "never"}
 _AUDIT = {"org": True, "capability": Capability.AUDIT, "audit": "never"}
 
@@ -43,8 +47,14 @@ def _group(group: str | None) -> str:
     return group
 
 
-async def _usage(request: Request[Any, Any, Any], group: str) -> list[UsageTotal]:
-    days = date_range(None, None)
+def _days(days: int | None) -> list[str]:
+    """The last `days` UTC days, today included (30 unless asked)."""
+    count = days or 30
+    today = dt.datetime.now(dt.UTC).date()
+    return date_range(today - dt.timedelta(days=count - 1), today)
+
+
+async def _usage(request: Request[Any, Any, Any], group: str, days: list[str]) -> list[UsageTotal]:
     org_id = principal_of(request).org_id or ""
     return await usage_report(context_of(request), org_id, days, [group])
 
@@ -73,17 +83,30 @@ class ReportPages(Controller):
     exception_handlers = EXCEPTION_HANDLERS
 
     @get("/usage", opt=_USAGE)
-    async def usage(self, request: Request[Any, Any, Any], group: Text = None) -> Template:
-        rows = [_row(total) for total in await _usage(request, _group(group))]
+    async def usage(
+        self,
+        request: Request[Any, Any, Any],
+        group: Text = None,
+        days: Days = None,
+        measure: Text = None,
+    ) -> Template:
+        span, shown = _days(days), measure if measure in MEASURES else "cost"
+        grouped = {name: await _usage(request, name, span) for name in GROUPS}
+        rows = [_row(total) for total in grouped[_group(group)]]
         top = max((row["cost"] for row in rows), default=0) or 1
-        return page(request, "usage.html", rows=rows, group=_group(group), groups=GROUPS, top=top)
+        charts = usage_charts(span, grouped, MEASURES[shown])
+        query = {"group": _group(group), "days": len(span), "measure": shown}
+        context = {"rows": rows, "groups": GROUPS, "top": top, "charts": charts, "query": query}
+        return page(request, "usage.html", ranges=RANGES, **context)
 
     @get("/usage.csv", opt=_USAGE)
-    async def usage_csv(self, request: Request[Any, Any, Any], group: Text = None) -> Response[str]:
+    async def usage_csv(
+        self, request: Request[Any, Any, Any], group: Text = None, days: Days = None
+    ) -> Response[str]:
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=COLUMNS)
         writer.writeheader()
-        writer.writerows(_row(total) for total in await _usage(request, _group(group)))
+        writer.writerows(_row(t) for t in await _usage(request, _group(group), _days(days)))
         headers = {"content-disposition": 'attachment; filename="usage.csv"'}
         return Response(out.getvalue(), media_type="text/csv", headers=headers)
 

@@ -93,10 +93,12 @@ async def list_jobs(
     limit: int,
     metadata: Mapping[str, str] | None = None,
     without_metadata: bool = False,
+    where: Callable[[JobRecord], bool] | None = None,
 ) -> tuple[list[JobRecord], bool]:
-    """A page of the org's jobs, newest first; `metadata` keeps jobs carrying all its pairs."""
+    """A page of the org's jobs, newest first; `metadata` keeps jobs carrying all its pairs and
+    `where` those it accepts, before the page is cut (so every page is a page of matches)."""
     org_id = principal.org_id or ""
-    if metadata is None and not without_metadata:
+    if metadata is None and not without_metadata and where is None:
         page_ids, more = await ctx.store.jobs.page_ids(org_id, after, limit)
         return await ctx.store.jobs.many(page_ids), more
     ids = await ctx.store.jobs.list_ids(org_id)
@@ -104,8 +106,25 @@ async def list_jobs(
         record
         for record in await ctx.store.jobs.many(ids)
         if _metadata_matches(record.request.get("metadata"), metadata, without_metadata)
+        and (where is None or where(record))
     ]
     return page(records, after, limit, lambda record: record.id)
+
+
+def job_matches(status: str | None, text: str | None) -> Callable[[JobRecord], bool] | None:
+    """A filter on the public status and on a text found (any case) in the base model, the
+    suffix or the tuned model's name; None when neither is asked."""
+    wanted = (text or "").strip().lower()
+    if not status and not wanted:
+        return None
+
+    def matches(record: JobRecord) -> bool:
+        if status and public_status(record.state) != status:
+            return False
+        names = (record.request.get("model"), record.request.get("suffix"), record.fine_tuned_model)
+        return not wanted or any(wanted in (name or "").lower() for name in names)
+
+    return matches
 
 
 def _metadata_matches(
