@@ -131,6 +131,7 @@ async def _base_run(ctx: Context, principal: Principal, record: JobRecord, eval_
     template, base = record.eval_template or {}, record.base_model
     live = await _live_run(ctx, eval_id, template, base)
     if live is not None:
+        await _requeue_waiting(ctx, live)
         return live.id
     body = run_body(template, base, f"{base} (base)", {KIND_KEY: "base", JOB_KEY: record.id})
     for generation in itertools.count():
@@ -165,9 +166,13 @@ async def _ensure(
             return await _ensure(ctx, principal, eval_id, run_id, body)
         await _audit(ctx, principal, created, body)
         return created
-    if found.status == "queued":
-        await queue_run(ctx, run_id)
+    await _requeue_waiting(ctx, found)
     return found
+
+
+async def _requeue_waiting(ctx: Context, run: RunRecord) -> None:
+    if run.status == "queued":  # its task has not started: queue it (again, if it is there)
+        await queue_run(ctx, run.id)
 
 
 async def _audit(ctx: Context, principal: Principal, run: RunRecord, body: dict[str, Any]) -> None:
