@@ -150,13 +150,14 @@ def test_a_sweep_with_an_eval_objective_picks_the_trial_whose_model_passes_most(
         )
         sweep = wait_sweep(http, create(http, body)["id"])
         assert sweep["status"] == "succeeded", sweep
-        assert sweep["objective"] == "eval:close"
+        assert (sweep["objective"], sweep["eval_id"]) == ("eval:close", eval_id)
         rates, losses = {}, {}
         for trial in sweep["trials"]:
             job_id = trial["job_id"]
             job = http.get(f"/v1/fine_tuning/jobs/{job_id}").json()
             run = tenant_.sdk.evals.runs.retrieve(job["eval_runs"]["model"], eval_id=eval_id)
             assert run.status == "completed" and run.model == trial["fine_tuned_model"]
+            assert trial["eval_run_id"] == run.id
             rates[trial["index"]] = pass_rates(run)["close"]
             assert trial["objective"] == rates[trial["index"]]
             rows = http.get(f"/v1/fine_tuning/jobs/{job_id}/metrics").json()["data"]
