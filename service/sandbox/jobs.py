@@ -9,6 +9,7 @@ the job's clock, resuming restarts it, and cancelling ends it where it stands.
 from __future__ import annotations
 
 import base64
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from service.sandbox.training import Hyperparameters, StepMetrics
 from service.sandbox.training_data import TrainingData
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+FULL_RECALL_EPOCHS = 3  # OpenAI's default epoch count
 CSV_HEADER = "step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy\n"
 
 
@@ -101,7 +103,12 @@ class Job:
 
     @property
     def memory(self) -> tuple[tuple[str, str], ...]:
-        return self.data.pairs if self.data else ()
+        """What the tuned model remembers: every training pair from `FULL_RECALL_EPOCHS` epochs
+        on, the first share of them (`n_epochs / FULL_RECALL_EPOCHS`) below, so that trials of a
+        sweep differ on an eval as they do on the loss."""
+        pairs = self.data.pairs if self.data else ()
+        share = min(1.0, self.hp.n_epochs / FULL_RECALL_EPOCHS)
+        return pairs[: math.ceil(len(pairs) * share)]
 
     @property
     def examples(self) -> int:

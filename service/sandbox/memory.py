@@ -3,7 +3,8 @@
 A tuned model answers a prompt with the assistant message of the most similar training prompt
 (cosine over word counts), so an eval on held-out items from the training distribution shows a
 real, deterministic improvement over the base model, and one on unrelated items shows none: a
-prompt sharing no word with any training prompt gets the base model's generic answer.
+prompt sharing no word with any training prompt gets the base model's generic answer. A model
+trained for fewer than three epochs remembers only the first share of its pairs (`Job.memory`).
 """
 
 from __future__ import annotations

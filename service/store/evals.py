@@ -107,6 +107,21 @@ class RunRepository(Repository):
             pipe.zadd(keys.eval_runs(record.eval_id), {record.id: record.seq})
             await pipe.execute()
 
+    async def put_new(self, record: RunRecord) -> bool:
+        """Store a run under an id no run has yet; False if one already has it."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(keys.eval_run(record.id))
+                if await pipe.exists(keys.eval_run(record.id)):
+                    return False
+                pipe.multi()
+                pipe.set(keys.eval_run(record.id), record.model_dump_json())
+                pipe.zadd(keys.eval_runs(record.eval_id), {record.id: record.seq})
+                await pipe.execute()
+            except WatchError:
+                return False
+        return True
+
     async def get(self, run_id: str) -> RunRecord | None:
         raw = await self.redis.get(keys.eval_run(run_id))
         return RunRecord.model_validate_json(raw) if raw else None

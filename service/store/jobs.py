@@ -66,6 +66,9 @@ class JobRecord(BaseModel):
     method: dict[str, Any] | None = None
     result_files: list[str] = []  # upstream ids: read by the gateway, never shown
     pending: list[str] = []  # finishing steps still to run after a terminal state
+    eval_template: dict[str, Any] | None = None  # the sampling template of `request.eval_id`
+    eval_runs: dict[str, str] = {}  # {"model": run id, "base": run id} once created
+    eval_error: dict[str, Any] | None = None  # why the eval runs could not be created
     history: list[dict[str, Any]] = []  # {"state", "at", "poll_delay"}: when the gateway saw it
 
 

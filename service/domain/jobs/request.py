@@ -1,6 +1,7 @@
 """The body of `POST /v1/fine_tuning/jobs`: its shape, its normal form, and its fingerprint.
 
-Owns OpenAI's request fields with their documented limits, plus tunegate's `validation_split`.
+Owns OpenAI's request fields with their documented limits, plus tunegate's `validation_split` and
+`eval_id`.
 `parse_job_request` turns a body into a `JobRequest` or raises `InvalidRequest` naming the
 `param` as OpenAI would (`hyperparameters.n_epochs`, `method.dpo.hyperparameters.beta`, ...).
 The top-level `hyperparameters` (deprecated by OpenAI) are folded into `method`, so every parsed
@@ -141,6 +142,8 @@ class JobRequest(_Strict):
     integrations: list[dict[str, Any]] | None = None
     # tunegate's own: carve a validation file out of the training file (see `splits`).
     validation_split: Annotated[float, Field(gt=0, lt=0.5)] | None = None
+    # and evaluate the tuned model (and the base model) with this eval once it succeeds.
+    eval_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
 
     @property
     def method_type(self) -> MethodType:
@@ -207,6 +210,7 @@ def upstream_body(request: JobRequest, *, validation_file: str | None = None) ->
     file carved out by `validation_split` is passed as `validation_file`."""
     body = normalise(request).model_dump(mode="json", exclude_none=True)
     body.pop("validation_split", None)
+    body.pop("eval_id", None)
     if validation_file is not None:
         body["validation_file"] = validation_file
     return body

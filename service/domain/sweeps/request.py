@@ -7,6 +7,10 @@ which only a random search can use. `method` is the jobs API's, whose hyperparam
 for every trial. `parse_sweep_request` raises `InvalidRequest` naming the `param`
 (`space.n_epochs.1`, `max_trials`, ...). Checks needing the org, its files or the price table are
 the jobs API's own, made on the first trial's body (`trial_body`).
+
+`objective` is a validation metric (`valid_loss`, `valid_mean_token_accuracy`) or
+`eval:<criterion>`: the pass rate on that testing criterion of the sweep's `eval_id`, from the
+eval run each trial's model gets when it succeeds (`domain.evals.loop`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import math
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from service.domain.jobs.request import (
     MAX_SEED,
@@ -38,7 +43,48 @@ SWEEP_KEY = "tunegate_sweep"  # in each trial job's metadata: the sweep it belon
 TRIAL_KEY = "tunegate_trial"  # and its index in the sweep
 RESERVED_KEYS = frozenset({SWEEP_KEY, TRIAL_KEY, "tunegate_job_id"})
 HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier", "beta")
-Objective = Literal["valid_loss", "valid_mean_token_accuracy"]
+Metric = Literal["valid_loss", "valid_mean_token_accuracy"]
+METRICS: tuple[Metric, ...] = ("valid_loss", "valid_mean_token_accuracy")
+EVAL_OBJECTIVE = "eval:"  # `eval:<testing criterion name>`
+MAX_CRITERION_NAME = 256
+
+
+def _check_objective(value: object) -> object:
+    message = 'must be "valid_loss", "valid_mean_token_accuracy" or "eval:<testing criterion name>"'
+    if not isinstance(value, str):
+        raise PydanticCustomError("objective", message)
+    name = value.removeprefix(EVAL_OBJECTIVE) if value.startswith(EVAL_OBJECTIVE) else None
+    if value not in METRICS and not (name and len(name) <= MAX_CRITERION_NAME):
+        raise PydanticCustomError("objective", message)
+    return value
+
+
+Objective = Annotated[
+    str,
+    PlainValidator(
+        _check_objective,
+        json_schema_input_type=Annotated[
+            str,
+            Field(
+                pattern=r"^(valid_loss|valid_mean_token_accuracy|eval:.+)$",
+                description="A validation metric, or eval:<testing criterion name> of eval_id.",
+            ),
+        ],
+    ),
+]
+
+
+def eval_criterion(objective: str) -> str | None:
+    """The testing criterion an `eval:<name>` objective ranks by."""
+    return objective.removeprefix(EVAL_OBJECTIVE) if objective.startswith(EVAL_OBJECTIVE) else None
+
+
+def curve_metric(objective: str) -> Metric:
+    """The validation metric the per-step curves (early stopping, the chart) follow: the
+    objective's own, or the validation loss under an eval objective."""
+    return "valid_mean_token_accuracy" if objective == "valid_mean_token_accuracy" else "valid_loss"
+
+
 _SHAPES = frozenset({"list_type", "model_type", "model_attributes_type", "dict_type"})
 
 
@@ -102,6 +148,7 @@ class SweepRequest(_Strict):
     max_trials: Annotated[int, Field(ge=1, le=MAX_TRIALS)] | None = None
     max_parallel: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 4
     objective: Objective = "valid_loss"
+    eval_id: str | None = None  # tunegate's: every trial's model is evaluated (see `jobs`)
     early_stop: EarlyStop | None = None
     training_token_budget: Annotated[int, Field(ge=1)] | None = None
     suffix: Suffix | None = None
@@ -128,6 +175,7 @@ def check_sweep_request(request: SweepRequest) -> None:
     _check_space(request)
     _check_trials(request)
     _check_metadata(request.metadata)
+    _check_objective_eval(request)
 
 
 def grid_size(space: Space) -> int:
@@ -162,6 +210,7 @@ def trial_body(
         "validation_file": request.validation_file,
         "validation_split": request.validation_split,
         "suffix": request.suffix,
+        "eval_id": request.eval_id,
     }
     return body | {name: value for name, value in optional.items() if value is not None}
 
@@ -241,6 +290,14 @@ def _check_metadata(metadata: Mapping[str, str] | None) -> None:
         raise InvalidRequest(
             f"A sweep's metadata holds at most {METADATA_PAIRS - 2} pairs: each trial adds two.",
             param="metadata",
+        )
+
+
+def _check_objective_eval(request: SweepRequest) -> None:
+    if eval_criterion(request.objective) is not None and request.eval_id is None:
+        raise InvalidRequest(
+            "An eval objective ranks trials by an eval's criterion: send eval_id.",
+            param="eval_id",
         )
 
 

@@ -11,8 +11,12 @@ each dimension on its own, a range evenly in log space (or linearly), rounded to
 The objective is a validation metric: `valid_loss` (lower is better) or
 `valid_mean_token_accuracy` (higher is better). A finished trial scores its final step's
 full-validation value when the upstream reports one, else its validation value there
-(`final_objective`). Early stopping compares curves of the per-step validation values
-(`objective_curve`): a running trial is stopped at the first step, from `min_steps` on, where it
+(`final_objective`). Under an eval objective (`eval:<criterion>`, higher is better) a trial
+scores its model's pass rate on the criterion once its eval run has completed (`eval_score`);
+its curves, and so early stopping, follow the validation loss (`curve_metric`).
+
+Early stopping compares curves of the per-step validation values (`objective_curve`): a running
+trial is stopped at the first step, from `min_steps` on, where it
 is worse than the reference (the best finished trial) at the same step by more than the margin.
 Trials report metrics at steps of their own schedule, so the reference's value at a step it did
 not report is interpolated between its neighbours; past either end of its curve there is no
@@ -28,12 +32,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from service.domain.evals.loop import pass_rate
 from service.domain.jobs.metrics import StepRow
 from service.domain.sweeps.request import (
     HYPERPARAMETERS,
     SWEEP_KEY,
     EarlyStop,
-    Objective,
+    Metric,
     Range,
     Space,
 )
@@ -97,22 +102,22 @@ def _significant(value: float) -> float:
 # Scores
 
 
-def is_better(value: float, than: float, objective: Objective) -> bool:
+def is_better(value: float, than: float, objective: str) -> bool:
     return value < than if objective in MINIMISED else value > than
 
 
-def shortfall(value: float, reference: float, objective: Objective) -> float:
+def shortfall(value: float, reference: float, objective: str) -> float:
     """How much worse `value` is than `reference` (negative when it is better)."""
     return value - reference if objective in MINIMISED else reference - value
 
 
-def objective_curve(rows: Sequence[StepRow], objective: Objective) -> Curve:
+def objective_curve(rows: Sequence[StepRow], objective: Metric) -> Curve:
     """The per-step validation values, by step."""
     points = ((row.step, getattr(row, objective)) for row in rows)
     return sorted((step, float(value)) for step, value in points if value is not None)
 
 
-def final_objective(rows: Sequence[StepRow], objective: Objective) -> tuple[int, float] | None:
+def final_objective(rows: Sequence[StepRow], objective: Metric) -> tuple[int, float] | None:
     """(step, value) a finished trial scores: at its last step with a validation value, the
     full-validation value if reported, else the validation value."""
     full = f"full_{objective}"
@@ -124,7 +129,18 @@ def final_objective(rows: Sequence[StepRow], objective: Objective) -> tuple[int,
     return None
 
 
-def best_score(scores: Sequence[Score], objective: Objective) -> Score | None:
+def eval_score(
+    index: int, status: str | None, per_criterion: Sequence[Mapping[str, Any]], criterion: str
+) -> Score | None:
+    """A trial's score under an eval objective: its run's pass rate on `criterion`, once the
+    run has completed (a run still going, failed or cancelled does not rank it)."""
+    if status != "completed":
+        return None
+    rate = pass_rate(per_criterion, criterion)
+    return Score(index, rate) if rate is not None else None
+
+
+def best_score(scores: Sequence[Score], objective: str) -> Score | None:
     """The best score; on a tie the trial planned first."""
     best: Score | None = None
     for score in sorted(scores, key=lambda score: score.index):
@@ -155,7 +171,7 @@ class StopDecision:
 
 
 def should_stop(
-    curve: Curve, reference: Curve, objective: Objective, rule: EarlyStop
+    curve: Curve, reference: Curve, objective: Metric, rule: EarlyStop
 ) -> StopDecision | None:
     """The first step at which the trial falls behind the reference by more than the margin."""
     for step, value in curve:

@@ -50,6 +50,16 @@ class FineTuningJob(BaseModel):
     validation_split: float | None = Field(
         default=None, description="tunegate: the share of the training file held out."
     )
+    eval_id: str | None = Field(
+        default=None, description="tunegate: the eval run on the tuned model once it succeeds."
+    )
+    eval_runs: dict[str, str] | None = Field(
+        default=None,
+        description='tunegate: the eval runs once created, {"model": run id, "base": run id}.',
+    )
+    eval_error: JobError | None = Field(
+        default=None, description="tunegate: why the eval runs could not be created."
+    )
 
 
 class FineTuningJobList(BaseModel):

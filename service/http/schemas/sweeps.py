@@ -40,8 +40,12 @@ class SweepTrial(BaseModel):
     stopped: TrialStop | None = None
     objective: float | None = Field(
         description="The final score of a succeeded trial; the latest validation value of others."
+        " Under an eval objective, the pass rate once the trial's eval run has completed."
     )
     objective_step: int | None = None
+    eval_run_id: str | None = Field(
+        default=None, description="The eval run on the trial's model, with the sweep's eval_id."
+    )
     fine_tuned_model: str | None = None
     trained_tokens: int | None = None
     estimated_trained_tokens: int | None = None
@@ -64,7 +68,8 @@ class Sweep(BaseModel):
     space: dict[str, Any]
     max_trials: int
     max_parallel: int
-    objective: str
+    objective: str = Field(description="valid_loss, valid_mean_token_accuracy or eval:<criterion>")
+    eval_id: str | None = Field(default=None, description="The eval every trial's model gets.")
     early_stop: dict[str, Any] | None = None
     training_token_budget: int | None = None
     seed: int

@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 
 from service.domain.evals import graders, results
+from service.domain.evals.loop import SWEEP_KEY
 from service.domain.evals.request import (
     CompletionsSource,
     EvalCreate,
@@ -32,6 +33,7 @@ from service.logging import get_logger
 from service.operations.context import Context
 from service.operations.evals import calls
 from service.operations.evals.items import read_rows
+from service.operations.sweeps import schedule as sweep_schedule
 from service.store.evals import EvalRecord, RunRecord
 from service.store.inference.models import CallerView
 
@@ -206,6 +208,7 @@ def verdicts(items: dict[int, dict[str, Any]]) -> list[results.Verdicts]:
 async def _fail(ctx: Context, run: RunRecord, message: str) -> str:
     run.status, run.error = "failed", {"code": "run_failed", "message": message}
     await ctx.store.eval_runs.put(run)
+    await _wake_sweep(ctx, run)
     return run.status
 
 
@@ -269,4 +272,12 @@ async def finish_run(ctx: Context, run_id: str, names: list[str]) -> str:
         run.status = "completed"
     await ctx.store.eval_runs.put(run)
     log.info("eval_run_finished", run_id=run_id, status=run.status, **run.result_counts)
+    await _wake_sweep(ctx, run)
     return run.status
+
+
+async def _wake_sweep(ctx: Context, run: RunRecord) -> None:
+    """A sweep trial's run has ended: an eval objective ranks the trial now."""
+    sweep_id = run.metadata.get(SWEEP_KEY)
+    if sweep_id is not None:
+        await sweep_schedule.wake_sweep(ctx, sweep_id)

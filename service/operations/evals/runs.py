@@ -72,7 +72,11 @@ async def _check_model(ctx: Context, principal: Principal, model: str) -> None:
         )
 
 
-async def create_run(ctx: Context, principal: Principal, eval_id: str, body: Body) -> RunRecord:
+async def create_run(
+    ctx: Context, principal: Principal, eval_id: str, body: Body, *, run_id: str | None = None
+) -> RunRecord:
+    """`run_id`: the id the run must have (the fine-tuning loop's, see `evals.loop`); a
+    `Conflict` when a run already has it."""
     await _check_budget(ctx, principal)
     await get_eval(ctx, principal, eval_id)
     request = parse_run(body)
@@ -83,7 +87,7 @@ async def create_run(ctx: Context, principal: Principal, eval_id: str, body: Bod
     await check_source(ctx, principal, source)
     now = time.time()
     run = RunRecord(
-        id=new_id("evalrun_"),
+        id=run_id or new_id("evalrun_"),
         eval_id=eval_id,
         org_id=principal.org_id or "",
         key_id=principal.key_id or "",
@@ -94,9 +98,17 @@ async def create_run(ctx: Context, principal: Principal, eval_id: str, body: Bod
         model=model,
         data_source=source.model_dump(mode="json", exclude_none=True),
     )
-    await ctx.store.eval_runs.put(run)
-    await ctx.queue.submit(TASK, run.id, job_id=f"tg-evalrun-{run.id}", timeout=3600)
+    if run_id is None:
+        await ctx.store.eval_runs.put(run)
+    elif not await ctx.store.eval_runs.put_new(run):
+        raise Conflict(f"Run {run_id} already exists.", param="run_id")
+    await queue_run(ctx, run.id)
     return run
+
+
+async def queue_run(ctx: Context, run_id: str) -> None:
+    """Queue the run's task (once: the task id is the run's)."""
+    await ctx.queue.submit(TASK, run_id, job_id=f"tg-evalrun-{run_id}", timeout=3600)
 
 
 async def get_run(ctx: Context, principal: Principal, eval_id: str, run_id: str) -> RunRecord:

@@ -2,8 +2,9 @@
 
 `create_job` checks everything before anything is queued — the body (`jobs.request`), the model,
 method and files against the org's policy (`jobs.checks`), the files' ownership and a tuned
-base model's — then stores the job waiting for its files and makes it due, so a worker takes it
-from there (`jobs.runner`). With an `Idempotency-Key`, the same key and the same body (compared by
+base model's, and an `eval_id`'s eval (whose sampling template the job keeps, `evals.loop`) —
+then stores the job waiting for its files and makes it due, so a worker takes it from there
+(`jobs.runner`). With an `Idempotency-Key`, the same key and the same body (compared by
 `fingerprint`, so key order and spelled-out defaults do not matter) give back the same job; the
 same key with another body is a 409. Keys are per org and kept a day.
 
@@ -31,6 +32,7 @@ from service.errors import Conflict, InvalidRequest
 from service.ids import new_id
 from service.operations.budgets import training as budget_training
 from service.operations.context import Context
+from service.operations.evals import loop as evals_loop
 from service.operations.jobs import records as job_records
 from service.operations.jobs import schedule as job_schedule
 from service.operations.jobs.submit import TUNEGATE_ID_KEY
@@ -68,6 +70,8 @@ async def create_job(
             return Created(replayed, True)
     checked = await check_request(ctx, principal, request)
     record = new_record(principal, checked)
+    if request.eval_id is not None:
+        record.eval_template = await evals_loop.template_for(ctx, principal, request.eval_id)
     record.budget = held or await budget_training.reserve_job(
         ctx, principal, checked.request, checked.base_model
     )
@@ -90,6 +94,7 @@ def audit_details(created: Created) -> dict[str, object]:
         "training_file": request["training_file"],
         "validation_file": request.get("validation_file"),
         "validation_split": request.get("validation_split"),
+        "eval_id": request.get("eval_id"),
         "idempotent_replay": created.replayed or None,
     }
     return {name: value for name, value in details.items() if value is not None}

@@ -6,6 +6,8 @@
     usage     the training tokens and their estimated cost, under `fine-tuning:<base model>`
     files     stamp the files' `last_used_at` (dataset retention counts from there)
     audit     `jobs.succeeded` / `jobs.failed` / `jobs.cancelled`
+    evals     a succeeded job naming an `eval_id`: its eval runs on the tuned model and the base
+              model (`evals.loop`; run ids derived from the job, so a repeat makes no second run)
     callback  queue the job-done callback to the org's `webhook_url`
     sweep     wake the job's sweep, if it is a trial of one
 
@@ -33,6 +35,7 @@ from service.errors import UpstreamRejected
 from service.logging import get_logger
 from service.operations.budgets import training as budget_training
 from service.operations.context import Context
+from service.operations.evals import loop as evals_loop
 from service.operations.inference.usage import NANOS
 from service.operations.jobs import slots as job_slots
 from service.operations.jobs import watch as job_watch
@@ -48,9 +51,10 @@ from service.store.jobs import JobRecord
 log = get_logger(__name__)
 _OUTCOMES: dict[JobState, Outcome] = {JobState.SUCCEEDED: "success", JobState.FAILED: "error"}
 # Steps crossed off as soon as they are done: `sync` changes the record the later steps read,
-# usage and audit records must not be written twice, and after `callback` only `sweep` is left,
-# whose sweep must find the job finished. The others are harmless to repeat.
-CROSS_OFF_AT_ONCE = frozenset({"sync", "usage", "audit", "callback"})
+# usage and audit records must not be written twice, `evals` records the runs the callback
+# carries, and after `callback` only `sweep` is left, whose sweep must find the job finished.
+# The others are harmless to repeat.
+CROSS_OFF_AT_ONCE = frozenset({"sync", "usage", "audit", "evals", "callback"})
 
 
 async def finish(ctx: Context, record: JobRecord) -> JobRecord | None:
@@ -149,6 +153,10 @@ async def _audit(ctx: Context, record: JobRecord) -> None:
     )
 
 
+async def _evals(ctx: Context, record: JobRecord) -> None:
+    await evals_loop.evaluate_job(ctx, record)
+
+
 async def _callback(ctx: Context, record: JobRecord) -> None:
     await webhooks.queue_job_callback(ctx, record)
 
@@ -164,6 +172,7 @@ STEPS: dict[str, Callable[[Context, JobRecord], Awaitable[None]]] = {
     "usage": _usage,
     "files": _files,
     "audit": _audit,
+    "evals": _evals,
     "callback": _callback,
     "sweep": _sweep,
 }

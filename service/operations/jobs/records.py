@@ -58,7 +58,14 @@ def steps_for(record: JobRecord, *, observed: bool) -> list[str]:
         steps += ["metrics"] if record.state == JobState.SUCCEEDED else []
         steps += ["usage", "files"]
     in_sweep = sweep_of(record.request.get("metadata")) is not None
-    return [*steps, "audit", "callback", *(["sweep"] if in_sweep else [])]
+    evaluated = record.state == JobState.SUCCEEDED and bool(record.request.get("eval_id"))
+    return [
+        *steps,
+        "audit",
+        *(["evals"] if evaluated else []),
+        "callback",
+        *(["sweep"] if in_sweep else []),
+    ]
 
 
 def copy_upstream(record: JobRecord, job: FineTuningJob) -> None:

@@ -59,6 +59,10 @@ def job_json(record: JobRecord) -> dict[str, Any]:
     }
     if request.get("validation_split") is not None:
         job["validation_split"] = request["validation_split"]
+    if request.get("eval_id") is not None:
+        job["eval_id"] = request["eval_id"]
+        job["eval_runs"] = record.eval_runs
+        job["eval_error"] = record.eval_error
     return job
 
 

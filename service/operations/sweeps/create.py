@@ -24,6 +24,7 @@ from service.domain.sweeps.request import (
     SWEEP_KEY,
     TRIAL_KEY,
     SweepRequest,
+    eval_criterion,
     parse_sweep_request,
     trial_body,
 )
@@ -34,6 +35,7 @@ from service.ids import new_id
 from service.operations.budgets import training as budget_training
 from service.operations.context import Context
 from service.operations.evals import gate as promote_gate
+from service.operations.evals import loop as evals_loop
 from service.operations.evals.gate import Gate
 from service.operations.inference import models
 from service.operations.inference.models import Alias
@@ -51,6 +53,7 @@ async def create_sweep(ctx: Context, principal: Principal, body: bytes) -> Sweep
     sweep_id, seed = new_id("sweep-"), _seed(request.seed)
     first = trial_body(request, plan[0], seed, {SWEEP_KEY: sweep_id, TRIAL_KEY: "0"})
     checked = await jobs.check_request(ctx, principal, parse_job_request(first))
+    await _check_eval(ctx, principal, request)
     estimate = await _estimate(ctx, request, checked.base_model)
     trials = [
         TrialRecord(index=index, hyperparameters=values, estimated_tokens=_tokens(estimate, values))
@@ -86,14 +89,27 @@ async def create_sweep(ctx: Context, principal: Principal, body: bytes) -> Sweep
     return record
 
 
+async def _check_eval(ctx: Context, principal: Principal, request: SweepRequest) -> None:
+    """The eval its trials run must be the org's and have a sampling template; an eval
+    objective must name one of its criteria."""
+    if request.eval_id is None:
+        return
+    await evals_loop.template_for(ctx, principal, request.eval_id)
+    criterion = eval_criterion(request.objective)
+    if criterion is not None:
+        await evals_loop.check_criterion(ctx, principal, request.eval_id, criterion)
+
+
 def audit_details(record: SweepRecord) -> dict[str, Any]:
     request = record.request
-    return {
+    details = {
         "model": request["model"],
         "search": request["search"]["type"],
         "trials": len(record.trials),
         "training_file": request["training_file"],
+        "eval_id": request.get("eval_id"),
     }
+    return {name: value for name, value in details.items() if value is not None}
 
 
 def _seed(given: int | None) -> int:

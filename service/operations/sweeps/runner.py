@@ -24,11 +24,11 @@ from typing import Any, cast
 import orjson
 
 from service.domain.jobs.states import JobEvent
-from service.domain.sweeps.request import SWEEP_KEY, TRIAL_KEY, trial_body
+from service.domain.sweeps.request import SWEEP_KEY, TRIAL_KEY, curve_metric, trial_body
 from service.domain.sweeps.trials import best_score, objective_curve, should_stop
 from service.domain.tenancy.access import Principal, Role
 from service.domain.tenancy.audit import Outcome
-from service.errors import Conflict, InvalidRequest, UpstreamRejected
+from service.errors import Conflict, InvalidRequest, NotFound, UpstreamRejected
 from service.logging import get_logger
 from service.operations.budgets import training as budget_training
 from service.operations.context import Context
@@ -38,6 +38,7 @@ from service.operations.sweeps import schedule as sweep_schedule
 from service.operations.sweeps.views import (
     Trial,
     load_trials,
+    metric_scores,
     request_of,
     scores,
     sweep_json,
@@ -105,15 +106,16 @@ def principal_of(record: SweepRecord) -> Principal:
 async def _stop_laggards(ctx: Context, record: SweepRecord, trials: list[Trial]) -> SweepRecord:
     request = request_of(record)
     rule = request.early_stop
-    best = best_score(scores(trials, request), request.objective)
+    metric = curve_metric(request.objective)  # an eval objective stops on the loss
+    best = best_score(metric_scores(trials, metric), metric)
     if rule is None or best is None:
         return record
-    reference = objective_curve(trials[best.index].rows, request.objective)
+    reference = objective_curve(trials[best.index].rows, metric)
     for trial in trials:
         if not trial.running or trial.record.stopped is not None:
             continue
-        curve = objective_curve(trial.rows, request.objective)
-        decision = should_stop(curve, reference, request.objective, rule)
+        curve = objective_curve(trial.rows, metric)
+        decision = should_stop(curve, reference, metric, rule)
         if decision is None:
             continue
         stopped = {"step": decision.step, "value": decision.value, "reference": decision.reference}
@@ -186,7 +188,7 @@ async def _create_trial(
         created = await jobs.create_job(
             ctx, principal_of(record), orjson.dumps(body), key, held=held
         )
-    except InvalidRequest as error:  # its file was deleted, the policy changed, ...
+    except (InvalidRequest, NotFound) as error:  # its file or eval was deleted, the policy ...
         await _audit(ctx, record, "sweeps.trial_failed", {"trial": index, "error": error.message})
         return None, {"code": error.code, "message": error.message, "param": error.param}
     if not created.replayed:

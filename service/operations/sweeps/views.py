@@ -14,16 +14,30 @@ from service.domain.charts.charts import Curve, render_curves_svg
 from service.domain.jobs.metrics import StepRow
 from service.domain.jobs.states import JobState, is_terminal, public_status
 from service.domain.pricing import PriceTable, UnknownModelError, training_cost
-from service.domain.sweeps.request import SweepRequest, fixed_hyperparameters
-from service.domain.sweeps.trials import Score, best_score, final_objective, objective_curve
+from service.domain.sweeps.request import (
+    Metric,
+    SweepRequest,
+    curve_metric,
+    eval_criterion,
+    fixed_hyperparameters,
+)
+from service.domain.sweeps.trials import (
+    Score,
+    best_score,
+    eval_score,
+    final_objective,
+    objective_curve,
+)
 from service.domain.tenancy.access import Principal
 from service.errors import NotFound
 from service.operations.context import Context
 from service.operations.jobs.views import stored_metrics
+from service.store.evals import RunRecord
 from service.store.jobs import JobRecord
 from service.store.sweeps import SweepRecord, TrialRecord
 
 ENDED = frozenset({"succeeded", "failed", "cancelled"})
+RUN_ENDED = frozenset({"completed", "failed", "canceled"})
 OBJECTIVE_LABELS = {
     "valid_loss": "Validation loss",
     "valid_mean_token_accuracy": "Validation token accuracy",
@@ -35,6 +49,8 @@ class Trial:
     record: TrialRecord
     job: JobRecord | None
     rows: list[StepRow]
+    eval_run: RunRecord | None = None  # the eval run on its model, under an eval objective
+    ranks_by_eval: bool = False
 
     @property
     def running(self) -> bool:
@@ -47,7 +63,15 @@ class Trial:
         could not be created."""
         if self.job is None:
             return self.record.error is not None
-        return is_terminal(self.job.state) and set(self.job.pending) <= {"sweep"}
+        ended = is_terminal(self.job.state) and set(self.job.pending) <= {"sweep"}
+        return ended and not self.awaits_eval
+
+    @property
+    def awaits_eval(self) -> bool:
+        """Under an eval objective, a succeeded trial's eval run has not ended yet."""
+        if not self.ranks_by_eval or self.job is None or self.job.state != JobState.SUCCEEDED:
+            return False
+        return self.eval_run is not None and self.eval_run.status not in RUN_ENDED
 
     @property
     def early_stopped(self) -> bool:
@@ -84,21 +108,43 @@ async def list_sweeps(
 async def load_trials(ctx: Context, record: SweepRecord) -> list[Trial]:
     job_ids = [trial.job_id for trial in record.trials if trial.job_id]
     jobs = {job.id: job for job in await ctx.store.jobs.many(job_ids)}
+    by_eval = eval_criterion(request_of(record).objective) is not None
     trials = []
     for trial in record.trials:
         job = jobs.get(trial.job_id or "")
         rows = (await stored_metrics(ctx, job.id))[0] if job is not None else []
-        trials.append(Trial(trial, job, rows))
+        run_id = job.eval_runs.get("model") if job is not None and by_eval else None
+        run = await ctx.store.eval_runs.get(run_id) if run_id else None
+        trials.append(Trial(trial, job, rows, run, by_eval))
     return trials
 
 
 def scores(trials: list[Trial], request: SweepRequest) -> list[Score]:
-    """The final objective of every trial that succeeded."""
+    """The final objective of every trial that succeeded (under an eval objective, of every
+    one whose eval run has completed)."""
+    criterion = eval_criterion(request.objective)
+    if criterion is None:
+        return metric_scores(trials, curve_metric(request.objective))
+    found = []
+    for trial in trials:
+        if trial.job is None or trial.job.state != JobState.SUCCEEDED or trial.eval_run is None:
+            continue
+        run = trial.eval_run
+        score = eval_score(
+            trial.record.index, run.status, run.per_testing_criteria_results, criterion
+        )
+        if score is not None:
+            found.append(score)
+    return found
+
+
+def metric_scores(trials: list[Trial], metric: Metric) -> list[Score]:
+    """The final validation metric of every trial that succeeded."""
     found = []
     for trial in trials:
         if trial.job is None or trial.job.state != JobState.SUCCEEDED:
             continue
-        final = final_objective(trial.rows, request.objective)
+        final = final_objective(trial.rows, metric)
         if final is not None:
             found.append(Score(trial.record.index, final[1]))
     return found
@@ -134,6 +180,7 @@ def sweep_json(record: SweepRecord, trials: list[Trial], prices: PriceTable) -> 
         "max_trials": request.max_trials or len(record.trials),
         "max_parallel": request.max_parallel,
         "objective": request.objective,
+        "eval_id": request.eval_id,
         "early_stop": request.early_stop.model_dump() if request.early_stop else None,
         "training_token_budget": request.training_token_budget,
         "seed": record.seed,
@@ -162,6 +209,7 @@ def trial_json(
         "stopped": trial.record.stopped if trial.early_stopped else None,
         "objective": objective[1] if objective else None,
         "objective_step": objective[0] if objective else None,
+        "eval_run_id": (job.eval_runs.get("model") if job is not None else None),
         "fine_tuned_model": job.fine_tuned_model if job is not None else None,
         "trained_tokens": tokens,
         "estimated_trained_tokens": trial.record.estimated_tokens,
@@ -178,11 +226,16 @@ def _status(record: SweepRecord, trial: Trial) -> str:
     return "skipped" if record.status in ("cancelling", "cancelled") else "pending"
 
 
-def _objective(trial: Trial, request: SweepRequest) -> tuple[int, float] | None:
-    """The final score of a trial that succeeded; the latest validation value of any other."""
+def _objective(trial: Trial, request: SweepRequest) -> tuple[int | None, float] | None:
+    """The final score of a trial that succeeded; the latest validation value of any other.
+    Under an eval objective, the pass rate once its eval run has completed, else nothing."""
+    if eval_criterion(request.objective) is not None:
+        found = scores([trial], request)
+        return (None, found[0].value) if found else None
+    metric = curve_metric(request.objective)
     if trial.job is not None and trial.job.state == JobState.SUCCEEDED:
-        return final_objective(trial.rows, request.objective)
-    curve = objective_curve(trial.rows, request.objective)
+        return final_objective(trial.rows, metric)
+    curve = objective_curve(trial.rows, metric)
     return curve[-1] if curve else None
 
 
@@ -208,13 +261,13 @@ def sweep_chart(record: SweepRecord, trials: list[Trial]) -> str:
         Curve(
             id=str(trial.record.index),
             label=f"#{trial.record.index} {_label(trial.record.hyperparameters)}",
-            points=objective_curve(trial.rows, request.objective),
+            points=objective_curve(trial.rows, curve_metric(request.objective)),
             stopped=trial.record.stopped is not None,
         )
         for trial in trials
         if trial.job is not None
     ]
-    label = OBJECTIVE_LABELS[request.objective]
+    label = OBJECTIVE_LABELS[curve_metric(request.objective)]
     highlight = str(best.record.index) if best is not None else None
     name = f"{record.base_model} · {request.suffix}" if request.suffix else record.base_model
     stopped = sum(curve.stopped for curve in curves)
