@@ -97,6 +97,7 @@ class RunRecord(BaseModel):
     error: dict[str, Any] | None = None
     result_counts: dict[str, int] = {}
     per_testing_criteria_results: list[dict[str, Any]] = []
+    per_model_usage: list[dict[str, Any]] = []
     usage: dict[str, int] = {}
 
 

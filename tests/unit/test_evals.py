@@ -225,3 +225,36 @@ def test_an_evals_file_takes_items_bare_or_wrapped_and_names_a_bad_line() -> Non
     rows = rows_of(b"\n".join(lines[:3]) + b"\n")
     assert [row.item for row in rows] == [{"question": q} for q in "abc"]
     assert [row.sample for row in rows] == [None, None, {"output_text": "C"}]
+
+
+def test_per_model_usage_adds_up_each_sampled_model() -> None:
+    usage = {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}
+    cached = {**usage, "prompt_tokens_details": {"cached_tokens": 4}}
+    samples = [
+        {"model": "ft:b", "usage": usage},
+        {"model": "a", "usage": usage},
+        {"model": "ft:b", "usage": cached},
+        {"model": None, "usage": None},  # a kept answer: no model was called
+        {},  # a sample that failed
+    ]
+
+    rows = results.per_model_usage(samples)
+
+    assert rows == [
+        {
+            "model_name": "a",
+            "invocation_count": 1,
+            "prompt_tokens": 10,
+            "completion_tokens": 2,
+            "total_tokens": 12,
+            "cached_tokens": 0,
+        },
+        {
+            "model_name": "ft:b",
+            "invocation_count": 2,
+            "prompt_tokens": 20,
+            "completion_tokens": 4,
+            "total_tokens": 24,
+            "cached_tokens": 4,
+        },
+    ]

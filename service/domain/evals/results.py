@@ -32,6 +32,34 @@ def result_counts(items: Sequence[Verdicts]) -> dict[str, int]:
     }
 
 
+def per_model_usage(samples: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The sampled models' token usage, one row per model (OpenAI's `per_model_usage`): what the
+    samples' own `usage` says; a kept answer (a `jsonl` run) or a failed sample calls no model."""
+    rows: dict[str, dict[str, Any]] = {}
+    for sample in samples:
+        model, usage = sample.get("model"), sample.get("usage")
+        if not model or not isinstance(usage, Mapping):
+            continue
+        row = rows.setdefault(
+            str(model),
+            {
+                "model_name": str(model),
+                "invocation_count": 0,
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "total_tokens": 0,
+                "cached_tokens": 0,
+            },
+        )
+        details = usage.get("prompt_tokens_details") or {}
+        row["invocation_count"] += 1
+        row["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
+        row["completion_tokens"] += int(usage.get("completion_tokens") or 0)
+        row["total_tokens"] += int(usage.get("total_tokens") or 0)
+        row["cached_tokens"] += int(details.get("cached_tokens") or 0)
+    return sorted(rows.values(), key=lambda row: row["model_name"])
+
+
 def per_criterion(names: Sequence[str], items: Sequence[Verdicts]) -> list[dict[str, Any]]:
     rows = []
     for name in names:

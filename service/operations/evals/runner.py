@@ -265,7 +265,11 @@ async def finish_run(ctx: Context, run_id: str, names: list[str]) -> str:
     run = await ctx.store.eval_runs.get(run_id)
     if run is None:
         return "missing"
-    found = verdicts(await ctx.store.eval_runs.items(run_id))
+    items = await ctx.store.eval_runs.items(run_id)
+    found = verdicts(items)
+    run.per_model_usage = results.per_model_usage(
+        [item.get("sample") or {} for item in items.values()]
+    )
     run.result_counts = results.result_counts(found)
     run.per_testing_criteria_results = results.per_criterion(names, found)
     if run.status != "canceled":

@@ -48,7 +48,7 @@ def run_json(run: RunRecord) -> dict[str, Any]:
         "error": run.error,
         "report_url": f"/v1/evals/{run.eval_id}/runs/{run.id}",
         "result_counts": counts,
-        "per_model_usage": [],
+        "per_model_usage": run.per_model_usage,
         "per_testing_criteria_results": run.per_testing_criteria_results,
     }
 
