@@ -91,7 +91,7 @@ def test_a_tuned_model_beats_its_base_on_held_out_items_and_not_on_unrelated_one
         ("close", n, 0),
     ]
     usage = ended["tuned", "held"].per_model_usage or []
-    assert [(u.model_name, u.invocation_count) for u in usage] == [(model, n)]
+    assert [(u.run_model_name, u.invocation_count) for u in usage] == [(model, n)]
     assert usage[0].prompt_tokens > 0 and usage[0].total_tokens == (
         usage[0].prompt_tokens + usage[0].completion_tokens
     )
