@@ -27,6 +27,7 @@ NON_COSTING: dict[tuple[str, str], str] = {
     ("PUT", "/admin/orgs/{org_id}/policy"): "operator: writes the policy",
     ("PATCH", "/admin/orgs/{org_id}/policy"): "operator: writes the policy",
     ("POST", "/admin/orgs/{org_id}/webhook-secret"): "operator: rotates a secret",
+    ("POST", "/v1/keys"): "org admin: issues a key",
     ("POST", "/v1/files"): "stores and validates a dataset; uploading it upstream is free",
     ("PUT", "/v1/aliases/{name}"): "names a model",
     ("POST", "/v1/fine_tuning/jobs/{job_id}/cancel"): "stops spending",

@@ -24,6 +24,7 @@ TEMPLATES = {
     "/admin/orgs/{org_id}/keys": b'{"name": %s, "role": "member"}',
     "/admin/orgs/{org_id}/policy": b'{"budgets": %s}',
     "/v1/aliases/{name}": b'{"model": %s}',
+    "/v1/keys": b'{"name": %s, "role": "member"}',
     "/v1/fine_tuning/jobs": b'{"model": "gpt-4o-mini", "training_file": "f", "metadata": %s}',
     "/v1/sweeps": b'{"model": "gpt-4o-mini", "space": %s}',
     "/v1/sweeps/{sweep_id}/promote": b'{"alias": %s}',
