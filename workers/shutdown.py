@@ -56,8 +56,11 @@ class Shutdown:
         # Once stopping, a Redis that is down must not hold the stop: redis-py's default policy
         # retries each of the teardown's commands with backoff, seconds each.
         worker.connection.set_retry(Retry(NoBackoff(), 0))
-        if worker.get_state() != WorkerStatus.BUSY:
-            raise StopRequested()  # out of a blocking pop, or a wait for a Redis that is down
+        if worker.get_state() == WorkerStatus.IDLE:
+            # Out of a blocking pop, or a wait for a Redis that is down. Anywhere else (starting
+            # up, say, inside `Thread.start`) an exception would break what it interrupts; the
+            # loop sees `_stop_requested` before its next pop.
+            raise StopRequested()
 
     def _watch(self) -> None:
         """Hand a slow task back, and never let the process outlive the timeout."""
