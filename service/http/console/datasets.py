@@ -4,10 +4,10 @@ JavaScript) and a file's validation report. Uploads go through the same code as 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from service.domain.tenancy.access import Capability
@@ -15,6 +15,7 @@ from service.http.auth import context_of, principal_of
 from service.http.console.session import (
     CSRF_FIELD,
     EXCEPTION_HANDLERS,
+    PageNo,
     check_csrf,
     page,
     paged,
@@ -24,7 +25,6 @@ from service.http.controllers.datasets import receive_upload
 from service.http.path_ids import require_wellformed_ids
 from service.operations.datasets import files
 
-PageNo = Annotated[int | None, QueryParameter(name="page", ge=1)]
 _DATASETS = {"org": True, "capability": Capability.DATASETS}
 
 

@@ -13,7 +13,13 @@ from litestar.response import Template
 
 from service.domain.tenancy.access import Capability
 from service.http.auth import context_of, principal_of
-from service.http.console.session import EXCEPTION_HANDLERS, page, paged, require_session
+from service.http.console.session import (
+    EXCEPTION_HANDLERS,
+    PageNo,
+    page,
+    paged,
+    require_session,
+)
 from service.http.path_ids import require_wellformed_ids
 from service.operations.evals import evals
 from service.operations.evals import runs as eval_runs
@@ -21,7 +27,6 @@ from service.operations.evals import runs as eval_runs
 PAGE_SIZE = 20
 _JOBS = {"org": True, "capability": Capability.JOBS, "audit": "never"}
 Text = Annotated[str | None, QueryParameter()]
-PageNo = Annotated[int | None, QueryParameter(name="page", ge=1)]
 
 
 def pass_rates(run: dict[str, Any]) -> list[dict[str, Any]]:

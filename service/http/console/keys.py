@@ -5,10 +5,10 @@ the same `KeyCreate` model as `/v1/keys`."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from pydantic import ValidationError
 
@@ -17,6 +17,7 @@ from service.errors import InvalidRequest
 from service.http.auth import context_of, principal_of
 from service.http.console.session import (
     EXCEPTION_HANDLERS,
+    PageNo,
     checked_form,
     page,
     paged,
@@ -26,7 +27,6 @@ from service.http.path_ids import require_wellformed_ids
 from service.http.schemas.common import KeyCreate
 from service.operations.tenancy import orgs as tenancy
 
-PageNo = Annotated[int | None, QueryParameter(name="page", ge=1)]
 _KEYS = {"org": True, "capability": Capability.KEYS}
 _READ = {**_KEYS, "audit": "never"}
 

@@ -6,10 +6,10 @@ They call the same operations as `/admin`."""
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from pydantic import ValidationError
 
@@ -19,6 +19,7 @@ from service.errors import InvalidRequest
 from service.http.auth import context_of
 from service.http.console.session import (
     EXCEPTION_HANDLERS,
+    PageNo,
     checked_form,
     page,
     paged,
@@ -28,7 +29,6 @@ from service.http.path_ids import require_wellformed_ids
 from service.operations import health as gateway_health
 from service.operations.tenancy import orgs as tenancy
 
-PageNo = Annotated[int | None, QueryParameter(name="page", ge=1)]
 FIELD_HELP = {name: field.description or "" for name, field in Policy.model_fields.items()}
 _OPERATOR = {"operator": True}
 _READ = {"operator": True, "audit": "never"}

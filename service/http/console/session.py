@@ -7,12 +7,13 @@ checks the same capabilities the API's guard checks, so a session can do what it
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from service import errors
@@ -122,6 +123,9 @@ EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     HTTPException: on_error,
     Exception: on_error,
 }
+
+
+PageNo = Annotated[int | None, QueryParameter(name="page", ge=1)]  # a console list's page, from 1
 
 
 def paged(items: list[Any], number: int | None, size: int = 50) -> dict[str, Any]:
