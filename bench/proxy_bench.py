@@ -584,7 +584,8 @@ def main() -> None:
         action="append",
         default=[],
         metavar="NAME=PATH",
-        help="also run tunegate with PATH first on its PYTHONPATH, as target NAME",
+        help="also run tunegate with PATH first on its PYTHONPATH, as target NAME (with the "
+        "budget on when --budget is given, to compare a change against `tunegate-budget`)",
     )
     parser.add_argument("--serve-upstream", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -603,15 +604,16 @@ def main() -> None:
         redis.Redis.from_url(os.environ.get("BENCH_REDIS_URL", REDIS_URL)).flushdb()
         if "tunegate" in names:
             targets.append(start_tunegate(processes, upstream, folder))
-        if args.budget:  # the same gateway with a budget no call reaches: its cost alone
-            budget = {"monthly_usd": 1_000_000}
+        # the same gateway with a budget no call reaches: its cost alone
+        budget = {"monthly_usd": 1_000_000} if args.budget else None
+        if budget is not None:
             targets.append(
                 start_tunegate(processes, upstream, folder, "tunegate-budget", "", budget)
             )
             names.append("tunegate-budget")
         for variant in args.variant:
             name, _, path = variant.partition("=")
-            targets.append(start_tunegate(processes, upstream, folder, name, path))
+            targets.append(start_tunegate(processes, upstream, folder, name, path, budget))
             names.append(name)
         if "litellm" in names:
             targets.append(start_litellm(processes, upstream, folder, args.litellm))

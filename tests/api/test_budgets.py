@@ -110,6 +110,29 @@ def test_a_failed_call_gives_its_reservation_back(upstream: Proxy) -> None:
         assert ask(http).status_code == 200
 
 
+def test_a_stream_over_budget_is_refused_before_it_leaves(upstream: Proxy) -> None:
+    _, key = upstream.org({"budgets": {"monthly_usd": 0}})
+    with upstream.http(key) as http:
+        refused = ask(http, stream=True)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "insufficient_quota"
+    assert upstream.upstream_requests() == []
+
+
+def test_a_call_the_policy_blocks_after_its_reservation_went_out_gives_it_back(
+    upstream: Proxy,
+) -> None:
+    # the reservation travels while the PII scan runs: a blocked call must release it
+    _, key = upstream.org({"pii": "block", "budgets": {"monthly_usd": worst_case() * 1.5}})
+    with upstream.http(key) as http:
+        blocked = ask(http, messages=[{"role": "user", "content": "mail ann@example.com"}])
+        assert blocked.status_code == 400, blocked.text
+        scopes = eventually(lambda: (s := budget(http))["org"]["reserved_usd"] == 0 and s)
+        assert scopes["org"]["spent_usd"] == 0
+        assert upstream.upstream_requests() == []
+        assert ask(http).status_code == 200  # the one worst case the budget holds is free
+
+
 def test_per_key_and_per_kind_limits(upstream: Proxy) -> None:
     org_id, key = upstream.org({})
     key_id, other = upstream.gateway.create_key(org_id, "member")
