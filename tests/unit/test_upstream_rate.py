@@ -63,6 +63,38 @@ def test_a_shorter_pause_never_cuts_a_longer_one() -> None:
     assert asyncio.run(run()) > 20.0
 
 
+def test_callers_waiting_for_tokens_queue_instead_of_all_asking_again() -> None:
+    # 600 a minute: a burst of 100 tokens, then one every 100 ms. 120 callers at once: 100 take
+    # one each; the 20 left ask once, wait for their token and ask once more. Asking together
+    # instead, every waiting caller would ask again at each new token (about 230 asks).
+    callers, burst = 120, 100
+    asks: list[Priority] = []
+
+    async def run() -> None:
+        ctx = Context(Settings(upstream_rpm=600), Store("redis://unused"))
+        rate = bucket()
+        take = rate.take
+
+        async def counted(priority: Priority, rpm: int) -> float:
+            asks.append(priority)
+            return await take(priority, rpm)
+
+        rate.take = counted  # type: ignore[method-assign]
+        ctx.store.upstream_rate = rate
+
+        async def call() -> None:
+            await within_budget(ctx, Priority.URGENT, _answer)
+
+        await asyncio.gather(*(call() for _ in range(callers)))
+
+    asyncio.run(run())
+    assert len(asks) <= burst + 2 * (callers - burst) + 1
+
+
+async def _answer() -> str:
+    return "ok"
+
+
 def test_a_429_pauses_the_shared_bucket_for_its_retry_after() -> None:
     server = EmbeddedRedis().start()
 
