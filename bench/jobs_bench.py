@@ -16,8 +16,9 @@ Reported:
   second, so each lag reads up to 1 s long), how long until the gateway recorded it, in
   seconds and in poll intervals (the cycle's interval when the change was seen); the target is
   at most one interval at p99;
-- the same costs while every job is running (from the first sample with all running to the
-  first with one ended): the steady state of watching, without creates and endings;
+- the same costs while every job is running or over (from the first sample with none before
+  `running` to the first with one more ended), per running job: the steady state of watching,
+  without creates and endings (a job the upstream failed early does not hold the window shut);
 - a second org's single job, created right after the burst: how late its changes were seen;
 - worker saturation: the share of samples with every worker busy, and the longest RQ queue.
 
@@ -225,7 +226,8 @@ class Sampler:
         self.longest_queue = 0
 
     def sample(self, job_ids: list[str]) -> tuple[int, int]:
-        """Take one sample; returns how many jobs have ended and how many are running."""
+        """Take one sample; returns how many jobs have ended and how many are running (the rest
+        are not running yet)."""
         workers = list(self.client.smembers("rq:workers:tunegate"))
         with self.client.pipeline(transaction=False) as pipe:
             for name in workers:
@@ -277,20 +279,29 @@ def staleness(client: redis.Redis, job_ids: list[str]) -> dict[str, list[tuple[f
     return found
 
 
+Window = tuple[float, Counter[str], Counter[str], dict[str, float]]
+
+
+def open_window(client: redis.Redis, sandbox_url: str, pids: dict[str, list[int]]) -> Window:
+    return time.monotonic(), redis_calls(client), upstream_calls(sandbox_url), cpu_by(pids)
+
+
 def steady_state(
-    window: tuple[float, Counter[str], Counter[str]],
+    window: Window,
     client: redis.Redis,
     sandbox_url: str,
+    pids: dict[str, list[int]],
     jobs: int,
 ) -> dict[str, Any]:
-    """Costs from the first sample with every job running to the first with one ended (the
-    sampler's own Redis commands are left in: a few per sample)."""
-    since, redis_before, calls_before = window
+    """Costs from the first sample with no job before `running` to the first with one more
+    ended (the sampler's own Redis commands are left in: a few per sample)."""
+    since, redis_before, calls_before, cpu_before = window
     return {
         "minutes": (time.monotonic() - since) / 60,
         "jobs": jobs,
         "redis": redis_calls(client) - redis_before,
         "calls": upstream_calls(sandbox_url) - calls_before,
+        "workers_cpu": cpu_by(pids)["workers"] - cpu_before["workers"],
     }
 
 
@@ -330,10 +341,16 @@ def report(args: argparse.Namespace, minutes: float, figures: dict[str, Any]) ->
         print(
             f"while all {running} ran ({window:.2f} min): upstream calls per job per minute "
             f"{steady['calls'].total() / running / window:.2f}, Redis commands per job per "
-            f"minute {steady['redis'].total() / running / window:.1f}"
+            f"minute {steady['redis'].total() / running / window:.1f}, worker CPU per job per "
+            f"minute {steady['workers_cpu'] * 1000 / running / window:.1f} ms"
         )
         for endpoint, count in steady["calls"].most_common():
             print(f"  {endpoint:<48} {count / running / window:7.2f}  ({count} in all)")
+        top = ", ".join(
+            f"{name} {count / running / window:.2f}"
+            for name, count in steady["redis"].most_common(8)
+        )
+        print(f"  Redis, of which {top}")
     for state, lags in figures["second_org"].items():
         print(
             "  second org's job, "
@@ -453,14 +470,15 @@ def run(
     other = admin.post("/admin/orgs", json={"name": "other", "policy": {"pii": "allow"}}).json()
     other_key = admin.post(f"/admin/orgs/{other['id']}/keys", json={"name": "o", "role": "member"})
     second = asyncio.run(create_jobs(url, other_key.json()["key"], 1))
-    ended, steady, window = 0, None, None
+    ended, steady, window, ended_before, running_then = 0, None, None, 0, 0
     while ended < len(job_ids) and time.monotonic() - started < args.budget:
         time.sleep(0.5)
         ended, running = sampler.sample(job_ids)
-        if window is None and running == len(job_ids):
-            window = (time.monotonic(), redis_calls(client), upstream_calls(sandbox_url))
-        elif window is not None and steady is None and ended:
-            steady = steady_state(window, client, sandbox_url, len(job_ids))
+        if window is None and running and running + ended == len(job_ids):
+            window = open_window(client, sandbox_url, pids)
+            ended_before, running_then = ended, running
+        elif window is not None and steady is None and ended > ended_before:
+            steady = steady_state(window, client, sandbox_url, pids, running_then)
     minutes = (time.monotonic() - started) / 60
     after = redis_calls(client)
     figures = {

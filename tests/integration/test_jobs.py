@@ -177,6 +177,11 @@ def test_429s_and_500s_for_a_while_delay_the_job_but_do_not_fail_it(
         job = sdk.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=training)
         assert wait_end(sdk, job.id) == "succeeded"
         assert sdk.fine_tuning.jobs.retrieve(job.id).fine_tuned_model
-    faults = [entry["fault"] for entry in deployment.upstream_requests(CREATE)]
-    assert faults.count("429") == 4 and faults.count("500") == 6
+
+    # the list walk may see the end first: its last reads (and the faults left) follow
+    def faults() -> list[str]:
+        return [entry["fault"] for entry in deployment.upstream_requests(CREATE)]
+
+    wait_for(lambda: faults().count("500") == 6, timeout=120, what="every 500 met")
+    assert faults().count("429") == 4
     assert len(upstream_jobs(deployment, job.id)) == 1

@@ -1,6 +1,7 @@
 """What one walk of the poll cycle writes for a listed job: a new status that is not an end is
-recorded at once (with when it was seen and at what interval), an end is left to the poll that
-reads the events first, and only one worker process walks for a tick of the cycle's clock."""
+recorded at once (with when it was seen and at what interval), an end too (its last events and
+checkpoints follow as its first finishing step), and only one worker process walks for a tick
+of the cycle's clock."""
 
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def test_a_new_status_is_recorded_by_the_walk_itself() -> None:
     assert after.due_at == NOW
 
 
-def test_an_end_is_left_to_the_poll_that_reads_the_events_first() -> None:
+def test_an_end_is_recorded_by_the_walk_and_its_last_events_follow_first() -> None:
     job = listed("succeeded", fine_tuned_model="ft:gpt-4o-mini:x", trained_tokens=100)
 
     after = _listed(
@@ -81,11 +82,14 @@ def test_an_end_is_left_to_the_poll_that_reads_the_events_first() -> None:
     )
 
     assert after is not None
-    assert after.state == JobState.RUNNING
-    assert after.upstream_status == "running"
-    assert after.fine_tuned_model is None
-    assert after.history == []
-    assert (after.listed or {})["status"] == "succeeded"
+    assert after.state == JobState.SUCCEEDED
+    assert after.upstream_status == "succeeded"
+    assert after.fine_tuned_model == "ft:gpt-4o-mini:x"
+    assert after.trained_tokens == 100
+    assert after.history == [{"state": "succeeded", "at": NOW, "poll_delay": 5.0}]
+    assert after.pending[:2] == ["promote", "sync"]  # events and checkpoints before the rest
+    assert after.pending[-1] == "callback"
+    assert (after.listed or {})["status"] == "succeeded"  # `sync` reads no job of its own
     assert after.due_at == NOW
 
 

@@ -4,14 +4,15 @@ Jobs the upstream holds are watched (`store.jobs.watched`, one hash read per cyc
 worker at a time (a lease in Redis) walks `GET /fine_tuning/jobs` newest first, a page of 100 at
 a time, until it has seen every watched job or passed the oldest. A listed job whose status,
 model or trained tokens differ from what was recorded has its new status recorded by the walk
-itself unless it ended (an end waits for the poll that reads its events, checkpoints and model),
-so callers see it one walk after the upstream; it is then made due with the listed copy
-(`JobRecord.listed`), so the runner's poll (`jobs.watch`) reads only its new events, and its
-checkpoints when it changed. A running job whose events are older than `EVENTS_EVERY_SECONDS` is
-made due the same way. Watched jobs the walk did not find are made due without one: the poll
-retrieves them one by one, the fallback. Jobs fall due in `fair_order`, so one org's thousand
-changes never queue ahead of another org's first. A job left unchanged costs no write and no
-call of its own.
+itself, an end included (a succeeded job's model is registered first, so it is routable as soon
+as callers see the status), so callers see it one walk after the upstream. It is then made due
+with the listed copy (`JobRecord.listed`): the runner's poll (`jobs.watch`) reads only its new
+events; an end's last events and checkpoints are its first finishing step (`sync`), which a
+caller who asks for them runs at once (`jobs.watch.sync_now`). A running job whose events are
+older than `EVENTS_EVERY_SECONDS` is made due the same way. Watched jobs the walk did not find
+are made due without one: the poll retrieves them one by one, the fallback. Jobs fall due in
+`fair_order`, so one org's thousand changes never queue ahead of another org's first. A job
+left unchanged costs no write and no call of its own.
 
 The walks come on the clock (`run_timed_cycles`, every worker process's housekeeping): every
 `cycle_seconds` (2 s, slower as the list grows), on the multiples of that interval, the first
@@ -44,7 +45,7 @@ from service.errors import UpstreamError
 from service.logging import get_logger
 from service.operations.context import Context
 from service.operations.jobs import schedule as job_schedule
-from service.operations.jobs.records import copy_upstream, saw
+from service.operations.jobs.records import copy_upstream, ended, register_model, saw
 from service.operations.upstream_rate import Priority, within_budget
 from service.store.jobs import JobRecord
 from service.upstream import FineTuningJob
@@ -153,6 +154,10 @@ async def _write(
     change: Callable[[JobRecord], JobRecord | None],
 ) -> None:
     async with limiter:
+        succeeded = job is not None and job.status == "succeeded"
+        if succeeded and (current := await ctx.store.jobs.get(job_id)) is not None:
+            assert job is not None
+            await register_model(ctx, current, job)  # before callers see `succeeded`
         await ctx.store.jobs.update(job_id, change)
 
 
@@ -178,19 +183,19 @@ def _listed(
 
 
 def observe_listed(record: JobRecord, job: FineTuningJob, now: float) -> None:
-    """Record a new status that is not an end at once; the runner's poll adds the events. An
-    end is the poll's to record, after the events, checkpoints and model (a caller who sees
-    `succeeded` finds them all), and so is a status the state machine refuses."""
+    """Record a new status at once; the runner's poll adds the events. An end starts the
+    finishing steps, the first of which reads the last events and checkpoints (`sync`). A
+    status the state machine refuses is the poll's to handle."""
     before = record.state
     try:
         after = observe(before, job.status)
     except UpstreamError:
         return
-    if is_terminal(after):
-        return
     copy_upstream(record, job)
     record.state = after
     saw(record, before, now)
+    if is_terminal(after):
+        ended(record, now, observed=False)
 
 
 async def queue_cycle_now(ctx: Context) -> None:

@@ -1,7 +1,9 @@
 """What happens once a job has ended, one step at a time (`jobs.records.steps_for`):
 
     promote   give the freed slot to the org's next waiting job
-    sync      read the last events (a job the caller cancelled)
+    sync      read the last events and checkpoints (an end the list walk saw, or a job the
+              caller cancelled); a caller asking for them meanwhile runs it at once
+              (`jobs.watch.sync_now`)
     metrics   download the result file and keep its step metrics
     usage     the training tokens and their estimated cost, under `fine-tuning:<base model>`
     files     stamp the files' `last_used_at` (dataset retention counts from there)
@@ -39,6 +41,7 @@ from service.operations.evals import loop as evals_loop
 from service.operations.inference.usage import NANOS
 from service.operations.jobs import slots as job_slots
 from service.operations.jobs import watch as job_watch
+from service.operations.jobs.records import crossed_off
 from service.operations.jobs.submit import job_files
 from service.operations.sweeps import schedule as sweep_schedule
 from service.operations.tenancy.audit import record_audit
@@ -65,19 +68,9 @@ async def finish(ctx: Context, record: JobRecord) -> JobRecord | None:
         await STEPS[step](ctx, current)
         done.append(step)
         if step in CROSS_OFF_AT_ONCE or step == record.pending[-1]:
-            current = await ctx.store.jobs.update(record.id, _crossed_off(done))
+            current = await ctx.store.jobs.update(record.id, crossed_off(done))
             done = []
     return current
-
-
-def _crossed_off(steps: list[str]) -> Callable[[JobRecord], JobRecord | None]:
-    def cross(record: JobRecord) -> JobRecord | None:
-        record.pending = [step for step in record.pending if step not in steps]
-        if not record.pending:
-            record.due_at = None
-        return record
-
-    return cross
 
 
 async def _promote(ctx: Context, record: JobRecord) -> None:

@@ -9,6 +9,7 @@ The changes are pure functions of a record (applied through the store's compare-
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from service.domain.jobs.states import JobEvent, JobState, is_terminal, transition
@@ -34,6 +35,18 @@ def ended(record: JobRecord, now: float, *, observed: bool) -> None:
     record.estimated_finish = None
     record.pending = steps_for(record, observed=observed)
     record.due_at = now
+
+
+def crossed_off(steps: list[str]) -> Callable[[JobRecord], JobRecord | None]:
+    """Finishing steps done: off the record's list (the job is no longer due after the last)."""
+
+    def cross(record: JobRecord) -> JobRecord | None:
+        record.pending = [step for step in record.pending if step not in steps]
+        if not record.pending:
+            record.due_at = None
+        return record
+
+    return cross
 
 
 def gateway_event(message: str, level: str = "info") -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """Reading fine-tuning jobs: OpenAI's job object, lists, events, checkpoints and step metrics.
 
-Everything here reads what the workers stored; nothing calls the upstream. Another org's job
-answers exactly like a job that does not exist. Pages follow OpenAI: newest first, `after` an
-object id, `has_more`.
+Everything here reads what the workers stored, with one exception: the events and checkpoints
+(and so the step metrics) of a job whose end the list walk saw before its last events were read
+are read first (`jobs.watch.sync_now`), so a caller who sees `succeeded` finds them all.
+Another org's job answers exactly like a job that does not exist. Pages follow OpenAI: newest
+first, `after` an object id, `has_more`.
 """
 
 from __future__ import annotations
@@ -23,11 +25,14 @@ from service.domain.jobs.metrics import (
 from service.domain.jobs.request import JobRequest, method_hyperparameters
 from service.domain.jobs.states import public_status
 from service.domain.tenancy.access import Principal
-from service.errors import NotFound
+from service.errors import NotFound, UpstreamError
+from service.logging import get_logger
 from service.operations.context import Context
+from service.operations.jobs import watch as job_watch
 from service.store.jobs import JobRecord
 
 T = TypeVar("T")
+log = get_logger(__name__)
 AUTO_HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
 
 
@@ -89,6 +94,18 @@ async def get_job(ctx: Context, principal: Principal, job_id: str) -> JobRecord:
     return record
 
 
+async def synced(ctx: Context, record: JobRecord) -> None:
+    """An ended job's last events and checkpoints read, if its `sync` step is still to run. An
+    upstream that fails now leaves them to the worker's `sync` (and its backoff): the caller
+    gets what is stored."""
+    if "sync" not in record.pending or ctx.upstream is None:
+        return
+    try:
+        await job_watch.sync_now(ctx, record.id)
+    except UpstreamError:
+        log.warning("job_sync_failed", job_id=record.id, exc_info=True)
+
+
 async def list_jobs(
     ctx: Context,
     principal: Principal,
@@ -142,7 +159,7 @@ def _metadata_matches(
 async def list_events(
     ctx: Context, principal: Principal, job_id: str, *, after: str | None, limit: int
 ) -> tuple[list[dict[str, Any]], bool]:
-    await get_job(ctx, principal, job_id)
+    await synced(ctx, await get_job(ctx, principal, job_id))
     newest_first = list(reversed(await ctx.store.jobs.events(job_id)))
     return page(newest_first, after, limit, lambda event: str(event["id"]))
 
@@ -150,7 +167,7 @@ async def list_events(
 async def list_checkpoints(
     ctx: Context, principal: Principal, job_id: str, *, after: str | None, limit: int
 ) -> tuple[list[dict[str, Any]], bool]:
-    await get_job(ctx, principal, job_id)
+    await synced(ctx, await get_job(ctx, principal, job_id))
     checkpoints = await ctx.store.jobs.checkpoints(job_id)
     return page(checkpoints, after, limit, lambda checkpoint: str(checkpoint["id"]))
 
@@ -160,7 +177,7 @@ async def job_metrics(
 ) -> tuple[list[StepRow], int | None]:
     """Step metrics: the result file's (once the job has one), then the metric events', then
     the checkpoints' (the only `full_valid_*` values); and the total step count."""
-    await get_job(ctx, principal, job_id)
+    await synced(ctx, await get_job(ctx, principal, job_id))
     return await stored_metrics(ctx, job_id)
 
 
@@ -168,6 +185,7 @@ async def job_chart(ctx: Context, principal: Principal, job_id: str) -> str:
     """The job's loss and accuracy chart as SVG, titled by the job and spanning all its steps;
     the API's `metrics.svg` and the console draw the same one."""
     record = await get_job(ctx, principal, job_id)
+    await synced(ctx, record)
     rows, total = await stored_metrics(ctx, job_id)
     facts = JobFacts(
         model=record.request["model"],

@@ -11,6 +11,8 @@ its events, never its older status. A job still running is
 due again only when the cycle says so (`due_at` stays unset). Every call draws from the upstream
 budget at poll priority. Upstream ids in messages and checkpoints are shown as tunegate's.
 A job whose create took more than one attempt also looks for a late twin on each poll.
+`sync_now` runs an ended job's `sync` step (this poll) for a caller who asks for its events or
+checkpoints before a worker got to it, under the job's lock.
 """
 
 from __future__ import annotations
@@ -21,10 +23,19 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import anyio
+
 from service.domain.jobs.polling import new_events
 from service.domain.jobs.states import is_terminal, observe
 from service.operations.context import Context
-from service.operations.jobs.records import copy_upstream, ended, register_model, saw
+from service.operations.jobs.lock import job_lock
+from service.operations.jobs.records import (
+    copy_upstream,
+    crossed_off,
+    ended,
+    register_model,
+    saw,
+)
 from service.operations.jobs.submit import cancel_late_twins
 from service.operations.sweeps import schedule as sweep_schedule
 from service.operations.upstream_rate import Priority, within_budget
@@ -32,6 +43,8 @@ from service.store.jobs import JobRecord
 from service.upstream import FineTuningJob
 
 EVENT_PAGE = 100
+SYNC_WAIT_SECONDS = 0.25  # `sync_now`: how often it looks again while a worker holds the job
+SYNC_WAIT_TRIES = 120
 ENDED = frozenset({"succeeded", "failed", "cancelled"})
 T = TypeVar("T")
 
@@ -118,6 +131,23 @@ def observe_poll(record: JobRecord, snapshot: Snapshot, now: float) -> JobRecord
     else:
         record.due_at = None  # the poll cycle makes it due again
     return record
+
+
+async def sync_now(ctx: Context, job_id: str) -> None:
+    """The `sync` step of an ended job, at once, for a caller asking for its events or
+    checkpoints: they answer complete. A worker already on the job is waited for, a while."""
+    for _ in range(SYNC_WAIT_TRIES):
+        async with job_lock(ctx, job_id) as held:
+            if held:
+                record = await ctx.store.jobs.get(job_id)
+                if record is not None and "sync" in record.pending:
+                    await poll(ctx, record)
+                    await ctx.store.jobs.update(job_id, crossed_off(["sync"]))
+                return
+        record = await ctx.store.jobs.get(job_id)
+        if record is None or "sync" not in record.pending:
+            return
+        await anyio.sleep(SYNC_WAIT_SECONDS)
 
 
 def _mentions_checkpoint(events: list[dict[str, Any]]) -> bool:
