@@ -91,9 +91,9 @@ class SlowUpstream:
             if reader.at_eof():
                 served.left_early = True
                 return
+            served.sent += 1  # counted before it leaves: a client that got it sees it counted
             writer.write(_chunk(index))
             await writer.drain()
-            served.sent += 1
         options = body.get("stream_options")
         if isinstance(options, dict) and options.get("include_usage"):
             writer.write(_event({"object": "chat.completion.chunk", "choices": [], "usage": USAGE}))

@@ -267,7 +267,7 @@ def test_no_secret_in_logs_responses_audit_or_callbacks(
     assert not found, found
     # The search covered what it claims to.
     log_lines = [line for line in captured.err.splitlines() if line.startswith("{")]
-    assert len(log_lines) > 100 and '"rq.scheduler"' in captured.err
+    assert len(log_lines) > 50 and '"rq.scheduler"' in captured.err
     assert '"Started server process' in captured.err and '"Shutting down"' in captured.err
     assert {200, 400, 401, 403, 404, 409, 429}.issubset(run.seen.statuses())
     assert any(status >= 500 for status in run.seen.statuses())
