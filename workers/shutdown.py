@@ -56,10 +56,11 @@ class Shutdown:
         # Once stopping, a Redis that is down must not hold the stop: redis-py's default policy
         # retries each of the teardown's commands with backoff, seconds each.
         worker.connection.set_retry(Retry(NoBackoff(), 0))
-        if worker.get_state() == WorkerStatus.IDLE:
+        if worker.get_state() == WorkerStatus.IDLE and not in_finalizer(frame):
             # Out of a blocking pop, or a wait for a Redis that is down. Anywhere else (starting
-            # up, say, inside `Thread.start`) an exception would break what it interrupts; the
-            # loop sees `_stop_requested` before its next pop.
+            # up, say, inside `Thread.start`, or a garbage collection running an object's
+            # `__del__`, where Python prints the exception and drops it) an exception would
+            # break what it interrupts; the loop sees `_stop_requested` before its next pop.
             raise StopRequested()
 
     def _watch(self) -> None:
@@ -74,6 +75,15 @@ class Shutdown:
             return
         log.error("worker_stop_overdue", timeout=self.timeout)
         os._exit(1)
+
+
+def in_finalizer(frame: FrameType | None) -> bool:
+    """Whether the interrupted code runs inside an object's `__del__`."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def hand_back(worker: Any) -> None:
