@@ -264,6 +264,12 @@ def _stamp(raw: bytes) -> Any:
     return datetime.fromisoformat(raw.decode().replace("Z", "+00:00"))
 
 
+def synced(client: redis.Redis, job_ids: list[str]) -> bool:
+    """Whether every ended job's last events are in (its `sync` finishing step done)."""
+    records = client.mget([f"tg:job:{job_id}" for job_id in job_ids])
+    return not any("sync" in orjson.loads(raw).get("pending", []) for raw in records if raw)
+
+
 def staleness(client: redis.Redis, job_ids: list[str]) -> dict[str, list[tuple[float, float]]]:
     """By status: (seconds behind, poll intervals behind) for every change the gateway saw."""
     found: dict[str, list[tuple[float, float]]] = {}
@@ -479,6 +485,11 @@ def run(
             ended_before, running_then = ended, running
         elif window is not None and steady is None and ended > ended_before:
             steady = steady_state(window, client, sandbox_url, pids, running_then)
+    # an end the list walk recorded has its last events read just after: the staleness of
+    # every end is dated by them, so the run lasts until they are in
+    finished = time.monotonic() + 120
+    while time.monotonic() < finished and not synced(client, [*job_ids, *second]):
+        time.sleep(0.5)
     minutes = (time.monotonic() - started) / 60
     after = redis_calls(client)
     figures = {

@@ -137,6 +137,13 @@ def map_error(error: BaseException) -> TunegateError:
     return UpstreamError("Upstream call failed")
 
 
+async def _raw_page(call: Awaitable[Any]) -> tuple[list[dict[str, Any]], bool]:
+    """A list endpoint's page as the upstream sent it: its objects, and whether more exist."""
+    response = await _guard(call)
+    page = orjson.loads(response.http_response.content)
+    return list(page.get("data") or []), bool(page.get("has_more"))
+
+
 async def _guard(call: Awaitable[T]) -> T:
     try:
         return await call
@@ -471,12 +478,12 @@ class Upstream:
 
     async def list_jobs_page(
         self, *, after: str | None = None, limit: int = 100
-    ) -> tuple[list[FineTuningJob], bool]:
-        """One page of the upstream's jobs, newest first, older than job `after`; and whether
-        more exist."""
-        jobs = self._client.fine_tuning.jobs
-        page = await _guard(jobs.list(after=after or openai.omit, limit=limit))
-        return page.data, bool(page.has_more)
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """One page of the upstream's jobs as JSON objects, newest first, older than job
+        `after`; and whether more exist. Left unparsed: a walk over thousands of jobs reads a
+        few fields of each, and builds a `FineTuningJob` only for those that changed."""
+        jobs = self._client.fine_tuning.jobs.with_raw_response
+        return await _raw_page(jobs.list(after=after or openai.omit, limit=limit))
 
     async def retrieve_job(self, job_id: str) -> FineTuningJob:
         return await _guard(self._client.fine_tuning.jobs.retrieve(job_id))
@@ -492,27 +499,28 @@ class Upstream:
 
     async def list_events(
         self, job_id: str, *, after: str | None = None, limit: int = 100
-    ) -> tuple[list[FineTuningJobEvent], bool]:
-        """One page of events, newest first, older than event `after`; and whether more exist."""
-        jobs = self._client.fine_tuning.jobs
-        page = await _guard(jobs.list_events(job_id, after=after or openai.omit, limit=limit))
-        return page.data, bool(page.has_more)
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """One page of events as JSON objects (stored as they come), newest first, older than
+        event `after`; and whether more exist."""
+        jobs = self._client.fine_tuning.jobs.with_raw_response
+        listed = jobs.list_events(job_id, after=after or openai.omit, limit=limit)
+        return await _raw_page(listed)
 
     async def events_since(
         self, job_id: str, last_seen: str | None, *, page_size: int = 100
-    ) -> list[FineTuningJobEvent]:
+    ) -> list[dict[str, Any]]:
         """Events newer than `last_seen` (all when None), oldest first."""
-        newest_first: list[FineTuningJobEvent] = []
+        newest_first: list[dict[str, Any]] = []
         after: str | None = None
         while True:
             page, more = await self.list_events(job_id, after=after, limit=page_size)
             for event in page:
-                if event.id == last_seen:
+                if event["id"] == last_seen:
                     return newest_first[::-1]
                 newest_first.append(event)
             if not more or not page:
                 return newest_first[::-1]
-            after = page[-1].id
+            after = str(page[-1]["id"])
 
     async def list_checkpoints(self, job_id: str) -> list[FineTuningJobCheckpoint]:
         pages = self._client.fine_tuning.jobs.checkpoints.list(job_id, limit=100)

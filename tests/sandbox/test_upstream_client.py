@@ -86,7 +86,7 @@ def test_job_lifecycle(sandbox: SandboxHandle, run: str, tmp_path: Path) -> None
             "listed": await upstream.list_jobs(metadata={"tg": "j1"}),
             "statuses": (paused.status, resumed.status, cancelled.status),
             "events": await upstream.events_since(job.id, None, page_size=5),
-            "newer": await upstream.events_since(job.id, first_page[1].id),
+            "newer": await upstream.events_since(job.id, first_page[1]["id"]),
             "more": more,
             "checkpoints": await upstream.list_checkpoints(job.id),
             "job": await upstream.retrieve_job(job.id),
@@ -97,8 +97,9 @@ def test_job_lifecycle(sandbox: SandboxHandle, run: str, tmp_path: Path) -> None
     assert [j.id for j in found["listed"]] == [job.id]
     assert found["statuses"][0] == "paused" and found["statuses"][2] == "cancelled"
     events = found["events"]
-    assert events[0].message.startswith("Created") and events[-1].message.endswith("completed")
-    assert [e.id for e in found["newer"]] == [events[-1].id] and found["more"]
+    assert events[0]["message"].startswith("Created")
+    assert events[-1]["message"].endswith("completed")
+    assert [e["id"] for e in found["newer"]] == [events[-1]["id"]] and found["more"]
     assert len(found["checkpoints"]) == job.hyperparameters.n_epochs
 
     async def clean_up(upstream: Upstream) -> tuple[bool, Any]:

@@ -106,14 +106,17 @@ async def _walk(ctx: Context) -> int:
     for _ in range(MAX_PAGES):
         walk = functools.partial(ctx.upstream.list_jobs_page, after=after, limit=LIST_PAGE)
         page, more = await within_budget(ctx, Priority.POLL, walk)
-        for job in page:
-            known = unseen.pop(job.id, None)
-            mark = listing_mark(job.status, job.fine_tuned_model, job.trained_tokens)
-            if known is not None and needs_poll(known, mark, now):
-                changed[job.id] = (known, job)
-        if not more or not page or not unseen or page[-1].created_at < oldest:
+        for item in page:
+            known = unseen.pop(str(item["id"]), None)
+            if known is None:
+                continue
+            model, tokens = item.get("fine_tuned_model"), item.get("trained_tokens")
+            if needs_poll(known, listing_mark(item.get("status"), model, tokens), now):
+                # as the SDK builds it (leniently): only for the few jobs that changed
+                changed[str(item["id"])] = (known, FineTuningJob.construct(**item))
+        if not more or not page or not unseen or int(page[-1]["created_at"]) < oldest:
             break
-        after = page[-1].id
+        after = str(page[-1]["id"])
     changed.update({upstream_id: (job, None) for upstream_id, job in unseen.items()})
     return await _make_due(ctx, list(changed.values()), len(watched), read_at=now)
 

@@ -100,11 +100,11 @@ async def upstream_events(
             ctx.upstream.list_events, upstream_id, after=after, limit=EVENT_PAGE
         )
         page, more = await _polled(ctx, read)
-        newest_first += [event.model_dump(mode="json") for event in page]
+        newest_first += page
         found = new_events(newest_first, last_seen)
         if found.complete or not more or not page:
             return [dict(event) for event in found.events]
-        after = page[-1].id
+        after = str(page[-1]["id"])
 
 
 async def _polled(ctx: Context, call: Callable[[], Awaitable[T]]) -> T:
