@@ -30,6 +30,7 @@ from service.store import keys
 from service.store.base import MAX_WRITE_TRIES, Repository, compare_and_set
 
 IDEMPOTENCY_SECONDS = 24 * 3600
+PROMOTE_BATCH = 32  # waiting jobs started per transaction
 Change = Callable[["JobRecord"], "JobRecord | None"]
 
 
@@ -151,8 +152,10 @@ class JobRepository(Repository):
         )
 
     async def promote(self, org_id: str, limit: int | None, start: Change) -> list[JobRecord]:
-        """Give free slots to the org's longest-waiting jobs (`start` makes each record's
-        change); all of them or none, atomically."""
+        """Give free slots to the org's longest-waiting jobs, at most `PROMOTE_BATCH` of them
+        (`start` makes each record's change); all of those or none, atomically. A batch keeps
+        the transaction small: while jobs join the line, a bigger one would be read again
+        after every join."""
         waiting, active = keys.org_jobs_waiting(org_id), keys.org_jobs_active(org_id)
         for _ in range(MAX_WRITE_TRIES):
             async with self.redis.pipeline(transaction=True) as pipe:
@@ -161,7 +164,8 @@ class JobRepository(Repository):
                     free = None if limit is None else limit - int(await pipe.scard(active))
                     if free is not None and free <= 0:
                         return []
-                    heads = list(await pipe.zrange(waiting, 0, -1 if free is None else free - 1))
+                    count = PROMOTE_BATCH if free is None else min(free, PROMOTE_BATCH)
+                    heads = list(await pipe.zrange(waiting, 0, count - 1))
                     if not heads:
                         return []
                     await pipe.watch(*[keys.job(job_id) for job_id in heads])

@@ -14,17 +14,21 @@ from service.domain.jobs.states import JobEvent, JobState, transition
 from service.operations.context import Context
 from service.operations.jobs import records as job_records
 from service.operations.jobs import schedule as job_schedule
-from service.store.jobs import Change, JobRecord
+from service.store.jobs import PROMOTE_BATCH, Change, JobRecord
 
 
 async def promote_org(ctx: Context, org_id: str) -> list[JobRecord]:
     """Start as many of the org's waiting jobs as its free slots allow."""
     org = await ctx.store.tenancy.get_org(org_id)
     limit = org.policy.max_concurrent_jobs if org is not None else None
-    started = await ctx.store.jobs.promote(org_id, limit, _start(time.time()))
-    for record in started:
-        await job_schedule.queue_due(ctx, record.due_at)
-    return started
+    started: list[JobRecord] = []
+    while True:  # a batch at a time (`store.jobs.promote`), until the line or the slots end
+        batch = await ctx.store.jobs.promote(org_id, limit, _start(time.time()))
+        for record in batch:
+            await job_schedule.queue_due(ctx, record.due_at)
+        started += batch
+        if len(batch) < PROMOTE_BATCH:
+            return started
 
 
 async def promote_all(ctx: Context) -> int:

@@ -1,0 +1,77 @@
+"""Waiting jobs get their slots a batch at a time: the whole line in FIFO order when the org
+has no limit, exactly as many as the limit allows when it has one."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from service.config import Settings
+from service.domain.jobs.states import JobState
+from service.embedded import EmbeddedRedis
+from service.operations.context import Context
+from service.operations.jobs.slots import _start, promote_org
+from service.store import Store
+from service.store.jobs import PROMOTE_BATCH, JobRecord
+
+WAITING = PROMOTE_BATCH * 2 + 6
+
+
+class Queue:
+    async def submit(self, task: str, *args: Any, **options: Any) -> str:
+        return str(options.get("job_id"))
+
+
+def waiting_job(index: int) -> JobRecord:
+    return JobRecord(
+        id=f"ftjob-w{index:03d}",
+        org_id="org-line",
+        created_at=1_800_000_000,
+        seq=1_800_000_000 + index,
+        request={"model": "gpt-4o-mini", "training_file": "file-x"},
+        base_model="gpt-4o-mini",
+        seed=1,
+        state=JobState.WAITING_SLOT,
+    )
+
+
+def scenario(run: Any) -> Any:
+    server = EmbeddedRedis().start()
+
+    async def main() -> Any:
+        ctx = Context(Settings(), Store(server.url), Queue())
+        for index in range(WAITING):
+            await ctx.store.jobs.create(waiting_job(index), None)
+        try:
+            return await run(ctx)
+        finally:
+            await ctx.store.aclose()
+
+    try:
+        return asyncio.run(main())
+    finally:
+        server.stop()
+
+
+def test_without_a_limit_the_whole_line_starts_in_order() -> None:
+    async def run(ctx: Context) -> tuple[list[str], int]:
+        started = await promote_org(ctx, "org-line")
+        return [job.id for job in started], await ctx.store.jobs.waiting_count("org-line")
+
+    started, left = scenario(run)
+    assert started == [waiting_job(index).id for index in range(WAITING)]
+    assert left == 0
+
+
+def test_a_limit_starts_exactly_as_many_as_it_allows() -> None:
+    limit = PROMOTE_BATCH + 8
+
+    async def run(ctx: Context) -> list[int]:
+        sizes = []
+        for _ in range(3):
+            batch = await ctx.store.jobs.promote("org-line", limit, _start(time.time()))
+            sizes.append(len(batch))
+        return sizes
+
+    assert scenario(run) == [PROMOTE_BATCH, 8, 0]
