@@ -504,14 +504,7 @@ class Upstream:
         over the proxy's connection pool: the calls a poll cycle makes by the thousand cost a
         fraction of the SDK's, with the same retries and errors."""
         query = [("limit", str(limit)), *([("after", after)] if after else [])]
-        response = await self._pool.send(path, None, method="GET", query=query)
-        try:
-            content = await response.read()
-        except (TimeoutError, aiohttp.ClientError) as error:
-            raise map_error(error) from error
-        finally:
-            response.release()
-        page = orjson.loads(content)
+        page = orjson.loads((await self.forward("GET", path, query=query)).content)
         return list(page.get("data") or []), bool(page.get("has_more"))
 
     async def events_since(
