@@ -26,6 +26,9 @@ Api = Literal["chat", "completions"]
 ServedApi = Literal["chat", "responses", "embeddings", "moderations"]
 
 _PER_MILLION = 1_000_000
+MAX_REMEMBERED_NAMES = 4096
+# per price table (by identity, the table kept with it): model name -> (rates, context window)
+_TERMS: dict[int, tuple[PriceTable, dict[str, tuple[InferencePrice, int | None]]]] = {}
 
 
 class UnknownModelError(KeyError):
@@ -129,23 +132,41 @@ class PriceTable(_Strict):
     def rates_of(self, model: str) -> InferencePrice:
         """The inference prices of any priced model: fine-tunable (its base or tuned rates)
         or served."""
+        return self.terms_of(model)[0]
+
+    def context_window_of(self, model: str) -> int | None:
+        """The context window of any priced model (None: a served model that generates nothing,
+        or an unknown one)."""
+        try:
+            return self.terms_of(model)[1]
+        except UnknownModelError:
+            return None
+
+    def terms_of(self, model: str) -> tuple[InferencePrice, int | None]:
+        """`rates_of` and `context_window_of` together, remembered per name."""
+        table, remembered = _TERMS.get(id(self), (None, {}))
+        if table is not self:  # (a pydantic private attribute costs more than the lookup)
+            remembered = {}
+            if len(_TERMS) >= 64:
+                _TERMS.clear()
+            _TERMS[id(self)] = (self, remembered)
+        found = remembered.get(model)
+        if found is None:
+            found = self._find_terms(model)
+            if len(remembered) >= MAX_REMEMBERED_NAMES:
+                remembered.clear()
+            remembered[model] = found
+        return found
+
+    def _find_terms(self, model: str) -> tuple[InferencePrice, int | None]:
         try:
             price = self.price_of(model)
         except UnknownModelError:
             served = None if is_tuned(model) else self.served_of(model)
             if served is None:
                 raise
-            return self.serving[served].rates
-        return price.tuned if is_tuned(model) else price.base
-
-    def context_window_of(self, model: str) -> int | None:
-        """The context window of any priced model (None: a served model that generates nothing,
-        or an unknown one)."""
-        try:
-            return self.price_of(model).context_window
-        except UnknownModelError:
-            served = None if is_tuned(model) else self.served_of(model)
-            return None if served is None else self.serving[served].context_window
+            return self.serving[served].rates, self.serving[served].context_window
+        return (price.tuned if is_tuned(model) else price.base), price.context_window
 
     def served_names(self) -> list[str]:
         """Every served model's name and aliases."""

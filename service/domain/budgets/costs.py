@@ -46,10 +46,10 @@ def inference_worst_case(
     """Nano-dollars a call may cost at most; `unseen_context`: the prompt carries stored
     context besides `texts`, so it may fill the context window."""
     try:
-        prices.rates_of(model)
+        _, window = prices.terms_of(model)
     except UnknownModelError:
         return 0
-    window = prices.context_window_of(model) or 0
+    window = window or 0
     prompt = prompt_bound(texts, token_ids)
     if unseen_context:
         prompt = max(prompt, window)
