@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     sweep_seconds: float = Field(
         default=30.0, gt=0, validation_alias=_env("TUNEGATE_SWEEP_SECONDS")
     )
+    budget_lease_usd: float = Field(
+        default=1.0, ge=0, le=1000, validation_alias=_env("TUNEGATE_BUDGET_LEASE_USD")
+    )
     caller_cache_seconds: float = Field(
         default=1.0, gt=0, le=60, validation_alias=_env("TUNEGATE_CALLER_CACHE_SECONDS")
     )

@@ -36,6 +36,7 @@ from service.http.errors import EXCEPTION_HANDLERS
 from service.http.metrics import Metrics
 from service.http.middleware import GatewayMiddleware
 from service.http.openapi import finish_document
+from service.operations.budgets import leases
 from service.operations.context import Context
 
 VERSION = __version__
@@ -77,6 +78,8 @@ def create_app(
     queue_depth: Callable[[], dict[str, int]] | None = None,
     on_shutdown: list[Callable[[], Any]] | None = None,
 ) -> Litestar:
+    book = leases.open_book(ctx)
+    closers = [book.aclose] if book is not None else []
     app = Litestar(
         route_handlers=ROUTE_HANDLERS,
         exception_handlers=EXCEPTION_HANDLERS,
@@ -84,7 +87,7 @@ def create_app(
         template_config=template_config(),
         request_max_body_size=ctx.settings.max_json_body_bytes,
         request_class=GatewayRequest,
-        on_shutdown=[*(on_shutdown or []), ctx.aclose],
+        on_shutdown=[*(on_shutdown or []), *closers, ctx.aclose],
         debug=False,
         logging_config=None,
     )

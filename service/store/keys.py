@@ -273,5 +273,10 @@ def budget(org_id: str, period: str) -> str:
     return f"{PREFIX}org:{org_id}:budget:{period}"
 
 
+def budget_leases(org_id: str, period: str) -> str:
+    """The leases gateway processes hold on an org's budget in one period (`store.budgets`)."""
+    return f"{PREFIX}org:{org_id}:budget-leases:{period}"
+
+
 def console_session(session_id: str) -> str:
     return f"{PREFIX}console:session:{session_id}"

@@ -77,6 +77,11 @@ def test_spending_is_what_the_upstream_billed_and_reservations_settle(upstream: 
         org = eventually(lambda: (s := budget(http)["org"])["spent_usd"] >= spent * 0.999 and s)
     assert org["spent_usd"] == pytest.approx(spent, abs=1e-9)
     assert org["reserved_usd"] == 0
+    # a lease the gateway may hold for the key's next calls is not spendable elsewhere
+    held = org["spent_usd"] + org["leased_usd"]
+    assert org["remaining_usd"] == pytest.approx(1 - held, abs=1e-9)
+    with upstream.http(key) as http:  # given back once idle
+        org = eventually(lambda: (s := budget(http)["org"])["leased_usd"] == 0 and s, timeout=60)
     assert org["remaining_usd"] == pytest.approx(1 - spent, abs=1e-9)
     with upstream.http(key) as http:
         usage = http.get("/v1/usage").json()

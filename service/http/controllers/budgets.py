@@ -27,6 +27,10 @@ class BudgetScope(BaseModel):
     limit_usd: float | None = Field(description="null: counted, not limited.")
     spent_usd: float = Field(description="Settled spending this period.")
     reserved_usd: float = Field(description="Worst cases of calls and jobs still running.")
+    leased_usd: float = Field(
+        description="Held by gateway processes for a busy key's next calls (those running "
+        "included); given back after a couple of idle seconds, or at once when a call needs it."
+    )
     remaining_usd: float | None
 
 
@@ -49,6 +53,7 @@ def _scope(report: ScopeReport) -> BudgetScope:
         limit_usd=_usd(report.limit_nanos),
         spent_usd=report.spent_nanos / NANOS,
         reserved_usd=report.reserved_nanos / NANOS,
+        leased_usd=report.leased_nanos / NANOS,
         remaining_usd=_usd(report.remaining_nanos),
     )
 

@@ -18,13 +18,15 @@ class ScopeReport:
     scope: str
     limit_nanos: int | None
     spent_nanos: int
-    reserved_nanos: int
+    reserved_nanos: int  # by calls and jobs, leases apart
+    leased_nanos: int = 0  # held by gateway processes for a busy key's calls
 
     @property
     def remaining_nanos(self) -> int | None:
         if self.limit_nanos is None:
             return None
-        return max(self.limit_nanos - self.spent_nanos - self.reserved_nanos, 0)
+        held = self.spent_nanos + self.reserved_nanos + self.leased_nanos
+        return max(self.limit_nanos - held, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +38,8 @@ class BudgetReport:
 
 def _scope_report(scope: Scope, spending: dict[str, ScopeSpend]) -> ScopeReport:
     found = spending.get(scope.name, ScopeSpend(0, 0))
-    return ScopeReport(scope.name, scope.limit_nanos, found.spent, found.reserved)
+    calls = max(found.reserved - found.leased, 0)
+    return ScopeReport(scope.name, scope.limit_nanos, found.spent, calls, found.leased)
 
 
 async def report_of(ctx: Context, org: OrgRecord) -> BudgetReport:

@@ -285,7 +285,11 @@ async def reserve_budget(call: Call, prepared: Prepared) -> None:
         unseen_context=isinstance(prepared.body.get("previous_response_id"), str),
     )
     org_id, key_id = call.view.org.id, call.view.key.id
-    call.budget = await budget_charges.reserve(call.ctx, org_id, budgets, key_id, "inference", cost)
+    # a background response's reservation is handed to its record, to settle wherever it ends
+    lease = prepared.body.get("background") is not True
+    call.budget = await budget_charges.reserve(
+        call.ctx, org_id, budgets, key_id, "inference", cost, lease=lease
+    )
 
 
 def _settlements(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from service.domain.inference.output import Usage
@@ -26,6 +26,7 @@ from service.errors import InvalidRequest
 from service.operations.budgets.charges import Reservation, send_alerts, settlement_of
 from service.operations.context import Context
 from service.operations.tenancy.audit import audit_event, record_audits
+from service.store.budgets import Settlement
 from service.store.inference.usage import TokenCorrection, UsageEntry, UsageRow
 
 GROUPS = ("model", "key", "day", "endpoint")
@@ -119,8 +120,7 @@ async def write_calls(ctx: Context, batch: list[Metered]) -> None:
     day = dt.datetime.now(dt.UTC).date().isoformat()
     entries = [entry for metered in batch if (entry := _entry(ctx, metered, day))]
     corrections = [fix for metered in batch if (fix := _correction(metered))]
-    held = [pair for metered in batch for pair in metered.settlements]
-    settlements = [settlement_of(reservation, spent) for reservation, spent in held]
+    held, settlements = _settlements(ctx, batch)
     failure: Exception | None = None
     alerts: list[list[tuple[str, float]]] = []
     try:
@@ -128,10 +128,35 @@ async def write_calls(ctx: Context, batch: list[Metered]) -> None:
     except Exception as error:  # the audit records still go out
         failure = error
     await record_audits(ctx.store, [_audit_event(metered) for metered in batch])
-    for (reservation, _), claimed in zip(held, alerts, strict=False):
+    for reservation, claimed in zip(held, alerts, strict=False):
         await send_alerts(ctx, reservation, claimed)
     if failure is not None:
         raise failure
+
+
+def _settlements(ctx: Context, batch: list[Metered]) -> tuple[list[Reservation], list[Settlement]]:
+    """The batch's settlements, those of the same lease (or the same scopes) summed into one,
+    each with a reservation it settles (for its alerts). One a lease took back in memory whole
+    (a call refused after it reserved) needs no Redis at all."""
+    grouped: dict[tuple[Any, ...], tuple[Reservation, Settlement]] = {}
+    for reservation, spent in (pair for metered in batch for pair in metered.settlements):
+        settlement = settlement_of(ctx, reservation, spent)
+        if not settlement.reserved and not settlement.spent:
+            continue
+        group = (
+            settlement.org_id,
+            settlement.period,
+            tuple(settlement.scopes),
+            tuple(settlement.thresholds),
+            settlement.lease_id,
+        )
+        if (found := grouped.get(group)) is not None:
+            total = found[1]
+            reserved, spent = total.reserved + settlement.reserved, total.spent + settlement.spent
+            settlement = replace(total, reserved=reserved, spent=spent)
+            reservation = found[0]
+        grouped[group] = (reservation, settlement)
+    return [pair[0] for pair in grouped.values()], [pair[1] for pair in grouped.values()]
 
 
 class CallRecorder:

@@ -54,6 +54,13 @@ class ModelRepository(Repository):
         self._org_of_key: dict[str, str] = {}
         self._generation = 0  # moves on every drop, so a view loaded meanwhile is not kept
         self._listener = Listener(redis, self.forget_org, self.forget_all)
+        # told of every drop too (the org's id, None for all): state kept per org elsewhere
+        self.observers: list[Callable[[str | None], None]] = []
+
+    @property
+    def notices_live(self) -> bool:
+        """Whether this process hears every org's notices now."""
+        return self._listener.live
 
     async def _write(self, org_id: str, queue: Callable[[Any], None]) -> Any:
         """Queue one write and the org's notice in a transaction; the write's answer."""
@@ -125,10 +132,14 @@ class ModelRepository(Repository):
         stale = [key_id for key_id, (_, view) in self._views.items() if view.org.id == org_id]
         for key_id in stale:
             self._views.pop(key_id, None)
+        for observer in self.observers:
+            observer(org_id)
 
     def forget_all(self) -> None:
         self._generation += 1
         self._views.clear()
+        for observer in self.observers:
+            observer(None)
 
     async def close(self) -> None:
         await self._listener.stop()
