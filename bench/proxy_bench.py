@@ -361,6 +361,35 @@ async def measure(target: Target, figures: Figures, args: argparse.Namespace) ->
     figures.stream_ms.append(p50_p99([t.total for t in streamed]))
 
 
+async def paired(
+    a: Target, b: Target, stream: bool, count: int, rate: float
+) -> tuple[list[Timing], list[Timing]]:
+    """Both targets at `rate` each, b's requests half an interval after a's: a machine whose
+    load drifts during the run shifts both alike."""
+
+    async def later() -> list[Timing]:
+        await asyncio.sleep(0.5 / rate)
+        return await latencies(b, stream, count, rate)
+
+    first, second = await asyncio.gather(latencies(a, stream, count, rate), later())
+    return first, second
+
+
+def budget_cost(plain: Target, budgeted: Target, args: argparse.Namespace) -> str:
+    """The budget's added p50 at the fixed rate, measured paired (see `paired`), per run."""
+    head = f"budget's added p50 at {args.rate:g}/s, paired with the same gateway without one:"
+    lines = ["", head]
+    for stream, label, part in ((False, "json", "total"), (True, "stream 1st", "first")):
+        added = []
+        for _ in range(args.runs):
+            ta, tb = asyncio.run(paired(plain, budgeted, stream, args.rate_requests, args.rate))
+            p50 = [statistics.median(getattr(t, part) for t in ts) * 1000 for ts in (ta, tb)]
+            added.append(p50[1] - p50[0])
+        runs = ", ".join(f"{value:+.3f}" for value in added)
+        lines.append(f"  {label:10} {statistics.median(added):+.3f} ms (runs: {runs})")
+    return "\n".join(lines)
+
+
 # --- the servers -------------------------------------------------------------------------------
 
 
@@ -638,6 +667,9 @@ def main() -> None:
             print(table(results), file=sys.stderr, flush=True)
             loads.append(os.getloadavg()[0])
         print(table(results))
+        chats = {target.name: target for target in targets if target.api == "chat"}
+        if "tunegate" in chats and "tunegate-budget" in chats:
+            print(budget_cost(chats["tunegate"], chats["tunegate-budget"], args))
         print(
             f"(medians of {args.runs} runs; load average after each run: {loads}; logs in {folder})"
         )
