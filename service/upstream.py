@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import random
 import re
+import ssl
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -310,6 +312,15 @@ def _answered(status: int, started: float) -> UpstreamReach:
     return UpstreamReach(status < 500, latency_ms=latency, status=status, problem=problem)
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The upstream client's TLS settings (the SDK's: certifi's CAs, or `SSL_CERT_FILE` /
+    `SSL_CERT_DIR`), built once per process. Reading the CA bundle costs some 50 ms of CPU,
+    and a worker builds an upstream client for every task: it builds this before it forks its
+    work horses, which inherit it."""
+    return httpx2.create_ssl_context()
+
+
 def create_client(settings: Settings) -> openai.AsyncOpenAI:
     if settings.openai_api_key is None:
         raise ValueError("no upstream key: set OPENAI_API_KEY (or pass the sandbox's key)")
@@ -321,6 +332,7 @@ def create_client(settings: Settings) -> openai.AsyncOpenAI:
         base_url=settings.openai_base_url,
         timeout=timeout,
         max_retries=settings.upstream_max_retries,
+        http_client=openai.DefaultAsyncHttpxClient(timeout=timeout, verify=tls_context()),
     )
 
 

@@ -30,6 +30,7 @@ from service.operations import maintenance
 from service.operations.jobs import cycle as job_cycle
 from service.queue import connect_sync_redis, queue_name
 from service.store import Store
+from service.upstream import tls_context
 from workers import runtime
 from workers.shutdown import (
     DEFAULT_TIMEOUT_SECONDS,
@@ -153,6 +154,7 @@ def run_worker(
     shutdown = Shutdown(shutdown_timeout)
     shutdown.install()
     runtime.configure(settings)
+    tls_context()  # once, here: every work horse forked from this process inherits it
     connection = connect_sync_redis(settings.redis_url)
     queue = Queue(
         queue_name(settings.redis_namespace), connection=connection, serializer=JSONSerializer
