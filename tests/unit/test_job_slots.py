@@ -11,8 +11,8 @@ from service.config import Settings
 from service.domain.jobs.states import JobState
 from service.embedded import EmbeddedRedis
 from service.operations.context import Context
-from service.operations.jobs.slots import _start, promote_org
-from service.store import Store
+from service.operations.jobs.slots import promote_org, start_at
+from service.store import Store, keys
 from service.store.jobs import PROMOTE_BATCH, JobRecord
 
 WAITING = PROMOTE_BATCH * 2 + 6
@@ -70,8 +70,26 @@ def test_a_limit_starts_exactly_as_many_as_it_allows() -> None:
     async def run(ctx: Context) -> list[int]:
         sizes = []
         for _ in range(3):
-            batch = await ctx.store.jobs.promote("org-line", limit, _start(time.time()))
+            batch = await ctx.store.jobs.promote("org-line", limit, start_at(time.time()))
             sizes.append(len(batch))
         return sizes
 
     assert scenario(run) == [PROMOTE_BATCH, 8, 0]
+
+
+def test_without_a_limit_a_ready_job_starts_in_the_same_write_and_never_joins_the_line() -> None:
+    from service.operations.jobs.runner import _files_ready
+
+    async def run(ctx: Context) -> tuple[JobState, float | None, bool, int]:
+        record = waiting_job(999).model_copy(update={"state": JobState.WAITING_FILES})
+        await ctx.store.jobs.create(record, None)
+        started = await _files_ready(ctx, record)
+        assert started is not None
+        waiting = await ctx.store.redis.zrange(keys.org_jobs_waiting("org-line"), 0, -1)
+        stored = await ctx.store.jobs.get(record.id)
+        assert stored is not None and stored.state == started.state
+        return started.state, started.due_at, record.id in waiting, len(waiting)
+
+    state, due_at, joined, waiting = scenario(run)
+    assert state == JobState.SUBMITTING and due_at is not None
+    assert not joined and waiting == WAITING  # the line as it was

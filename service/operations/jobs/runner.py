@@ -202,16 +202,23 @@ def _file_problem(wanted: list[str], found: list[FileRecord]) -> dict[str, objec
 
 async def _files_ready(ctx: Context, record: JobRecord) -> JobRecord | None:
     now = time.time()
+    # An org without a limit has no slot to wait for: its job starts in the same write, never
+    # joining the line (in a burst of creates, every join made the line be read again). Jobs
+    # left in the line by a limit since removed start with the sweeper's next pass.
+    unlimited = await job_slots.limit_of(ctx, record.org_id) is None
 
     def ready(current: JobRecord) -> JobRecord | None:
         if current.state != JobState.WAITING_FILES:
             return None
         current.state = transition(current.state, JobEvent.FILES_READY)
         saw(current, JobState.WAITING_FILES, now)
-        return current
+        started = job_slots.start_at(now)(current) if unlimited else None
+        return started or current
 
     updated = await ctx.store.jobs.update(record.id, ready)
-    return await _take_slot(ctx, updated, just_ready=True) if updated is not None else None
+    if updated is None or updated.state != JobState.WAITING_SLOT:
+        return updated
+    return await _take_slot(ctx, updated, just_ready=True)
 
 
 async def _take_slot(ctx: Context, record: JobRecord, *, just_ready: bool) -> JobRecord | None:

@@ -17,13 +17,18 @@ from service.operations.jobs import schedule as job_schedule
 from service.store.jobs import PROMOTE_BATCH, Change, JobRecord
 
 
+async def limit_of(ctx: Context, org_id: str) -> int | None:
+    """The org's `max_concurrent_jobs` (None: no limit)."""
+    org = await ctx.store.tenancy.get_org(org_id)
+    return org.policy.max_concurrent_jobs if org is not None else None
+
+
 async def promote_org(ctx: Context, org_id: str) -> list[JobRecord]:
     """Start as many of the org's waiting jobs as its free slots allow."""
-    org = await ctx.store.tenancy.get_org(org_id)
-    limit = org.policy.max_concurrent_jobs if org is not None else None
+    limit = await limit_of(ctx, org_id)
     started: list[JobRecord] = []
     while True:  # a batch at a time (`store.jobs.promote`), until the line or the slots end
-        batch = await ctx.store.jobs.promote(org_id, limit, _start(time.time()))
+        batch = await ctx.store.jobs.promote(org_id, limit, start_at(time.time()))
         for record in batch:
             await job_schedule.queue_due(ctx, record.due_at)
         started += batch
@@ -40,7 +45,9 @@ async def promote_all(ctx: Context) -> int:
     return started
 
 
-def _start(now: float) -> Change:
+def start_at(now: float) -> Change:
+    """The change that starts a job waiting for a slot (None for any other)."""
+
     def start(record: JobRecord) -> JobRecord | None:
         if record.state != JobState.WAITING_SLOT:
             return None
