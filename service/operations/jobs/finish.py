@@ -57,6 +57,7 @@ _OUTCOMES: dict[JobState, Outcome] = {JobState.SUCCEEDED: "success", JobState.FA
 # usage and audit records must not be written twice, `evals` records the runs the callback
 # carries, and after `callback` only `sweep` is left, whose sweep must find the job finished.
 # The others are harmless to repeat.
+STAMP_SECONDS = 60  # a file's `last_used_at` moves at most this often (retention counts days)
 CROSS_OFF_AT_ONCE = frozenset({"sync", "usage", "audit", "evals", "callback"})
 
 
@@ -120,7 +121,9 @@ async def _usage(ctx: Context, record: JobRecord) -> None:
 async def _files(ctx: Context, record: JobRecord) -> None:
     now = int(time.time())
 
-    def used(file: FileRecord) -> FileRecord:
+    def used(file: FileRecord) -> FileRecord | None:
+        if file.last_used_at is not None and file.last_used_at >= now - STAMP_SECONDS:
+            return None  # stamped already: a burst of jobs on one file would contend on it
         file.last_used_at = now
         return file
 
