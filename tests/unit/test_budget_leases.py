@@ -201,3 +201,30 @@ def test_processes_with_leases_never_spend_past_the_limit_nor_refuse_what_fits()
             await book.aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_lease_redis_cannot_renew_stops_funding_calls_at_its_deadline() -> None:
+    async def scenario() -> None:
+        budgets, clock = repository(), Clock()
+        book = book_on(budgets, clock)
+        await book.reserve(KEY, 100)
+        granted = await book.reserve(KEY, 100)
+        assert isinstance(granted, Taken) and granted.lease_id is not None
+        lease = book.by_id[granted.lease_id]
+        deadline = lease.deadline
+
+        async def unreachable(*args: object, **kwargs: object) -> bool:
+            raise ConnectionError("Redis is away")
+
+        budgets.give_back = unreachable  # type: ignore[method-assign]
+        for _ in range(2):  # in use all along: due for renewal, not idle
+            clock.now += leases.RENEW_SECONDS / 2 + 0.5
+            assert book.take(KEY, 1) is not None
+            await book.tick()
+        assert clock.now - lease.used_at < leases.IDLE_SECONDS
+        assert lease.deadline == deadline  # the renewal failed: not extended
+        clock.now = deadline
+        assert book.take(KEY, 1) is None  # its Redis record may be about to expire
+        book.ticker and book.ticker.cancel()
+
+    asyncio.run(scenario())

@@ -210,7 +210,9 @@ class LeaseBook:
         self.closing.add(task)
         task.add_done_callback(self.closing.discard)
 
-    async def _send(self, lease: Lease, amount: int, *, close: bool) -> bool:
+    async def _send(self, lease: Lease, amount: int, *, close: bool) -> bool | None:
+        """True: done (and renewed); False: the lease is gone; None: Redis did not answer (a
+        lease not renewed stops funding calls at its deadline, well before it expires)."""
         org_id, period, _ = lease.key
         try:
             return await self.store.give_back(
@@ -218,7 +220,7 @@ class LeaseBook:
             )
         except Exception as error:  # it expires and goes back by itself
             log.warning("budget_lease_return_failed", lease_id=lease.id, error=str(error))
-            return True
+            return None
 
     def _start(self) -> None:
         if self.ticker is None or self.ticker.done():
@@ -243,9 +245,10 @@ class LeaseBook:
         if lease.calls <= 0 and not lease.open:
             self.by_id.pop(lease.id, None)
             return
-        if await self._send(lease, 0, close=False):
+        renewed = await self._send(lease, 0, close=False)
+        if renewed:
             lease.deadline = sent + TTL_SECONDS / 2
-        else:  # gone: its calls settle as spent only
+        elif renewed is False:  # gone: its calls settle as spent only
             self._closed(lease)
             self.by_id.pop(lease.id, None)
 
