@@ -93,3 +93,22 @@ def test_without_a_limit_a_ready_job_starts_in_the_same_write_and_never_joins_th
     state, due_at, joined, waiting = scenario(run)
     assert state == JobState.SUBMITTING and due_at is not None
     assert not joined and waiting == WAITING  # the line as it was
+
+
+def test_many_records_change_in_one_transaction_and_unchanged_ones_stay() -> None:
+    async def run(ctx: Context) -> list[tuple[int, float | None]]:
+        ids = [waiting_job(index).id for index in range(3)]
+
+        def due(record: JobRecord) -> JobRecord:
+            record.due_at = 42.0
+            return record
+
+        changes = {ids[0]: due, ids[1]: lambda record: None, ids[2]: due, "ftjob-none": due}
+        await ctx.store.jobs.update_many(changes)
+        found = [await ctx.store.jobs.get(job_id) for job_id in ids]
+        assert await ctx.store.jobs.get("ftjob-none") is None  # no such job: nothing written
+        return [(record.version, record.due_at) for record in found if record is not None]
+
+    (first, second, third) = scenario(run)
+    assert first[1] == third[1] == 42.0 and first[0] == third[0] == second[0] + 1
+    assert second[1] is None

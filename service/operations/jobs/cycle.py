@@ -55,7 +55,8 @@ LEASE_SECONDS = 120.0
 GAP_SECONDS = 1.0  # webhooks coalesce: at most one walk a second
 CLAIM_TRIES = 6  # a timed walk waits this many quarter seconds for a webhook's walk's gap
 MAX_PAGES = 200
-WRITERS = 16  # records marked due at once
+WRITERS = 4  # batches of records written at once
+UPDATE_BATCH = 32  # records per transaction
 RETRY_SECONDS = 5.0  # a timed loop that failed (Redis away) tries again after this
 log = get_logger(__name__)
 
@@ -133,17 +134,21 @@ async def _make_due(
     interval = cycle_seconds(watched)
     limiter = anyio.CapacityLimiter(WRITERS)
     now = time.time()
+    batches = [order[i : i + UPDATE_BATCH] for i in range(0, len(order), UPDATE_BATCH)]
     async with anyio.create_task_group() as group:
-        for job_id, offset in order:
-            change = functools.partial(
-                _listed,
-                job=listed[job_id],
-                due_at=now + offset,
-                interval=interval,
-                now=now,
-                read_at=read_at,
-            )
-            group.start_soon(_write, ctx, limiter, job_id, listed[job_id], change)
+        for batch in batches:  # fair order kept: the batches start in turn
+            changes = {
+                job_id: functools.partial(
+                    _listed,
+                    job=listed[job_id],
+                    due_at=now + offset,
+                    interval=interval,
+                    now=now,
+                    read_at=read_at,
+                )
+                for job_id, offset in batch
+            }
+            group.start_soon(_write, ctx, limiter, listed, changes)
     if order:  # one task drains them all, taking each as it falls due
         await job_schedule.queue_now(ctx)
     return len(order)
@@ -152,16 +157,17 @@ async def _make_due(
 async def _write(
     ctx: Context,
     limiter: anyio.CapacityLimiter,
-    job_id: str,
-    job: FineTuningJob | None,
-    change: Callable[[JobRecord], JobRecord | None],
+    jobs: dict[str, FineTuningJob | None],
+    changes: dict[str, Callable[[JobRecord], JobRecord | None]],
 ) -> None:
     async with limiter:
-        succeeded = job is not None and job.status == "succeeded"
-        if succeeded and (current := await ctx.store.jobs.get(job_id)) is not None:
-            assert job is not None
-            await register_model(ctx, current, job)  # before callers see `succeeded`
-        await ctx.store.jobs.update(job_id, change)
+        for job_id in changes:
+            job = jobs[job_id]
+            succeeded = job is not None and job.status == "succeeded"
+            if succeeded and (current := await ctx.store.jobs.get(job_id)) is not None:
+                assert job is not None
+                await register_model(ctx, current, job)  # before callers see `succeeded`
+        await ctx.store.jobs.update_many(changes)
 
 
 def _listed(
