@@ -3,6 +3,7 @@ helpers, the check that a worker runs queued and delayed tasks, and the size of 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -19,7 +20,11 @@ import uvicorn
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from service.config import Settings
+from service.embedded import EmbeddedRedis
+from service.operations.context import Context
 from service.queue import TaskQueue
+from service.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 LONG_RUN = os.environ.get("TUNEGATE_LONG_TESTS") == "1"
@@ -155,3 +160,29 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=timeout)
+
+
+class NamedTasks:
+    """A queue that takes tasks and runs none: each queued task's name is its RQ job id."""
+
+    async def submit(self, task: str, *args: Any, **options: Any) -> str:
+        return str(options.get("job_id"))
+
+
+def with_jobs(records: list[Any], run: Callable[[Any], Any]) -> Any:
+    """`run(ctx)` against a Redis of its own holding the job records, tasks queued nowhere."""
+    server = EmbeddedRedis().start()
+
+    async def main() -> Any:
+        ctx = Context(Settings(), Store(server.url), NamedTasks())
+        for record in records:
+            await ctx.store.jobs.create(record, None)
+        try:
+            return await run(ctx)
+        finally:
+            await ctx.store.aclose()
+
+    try:
+        return asyncio.run(main())
+    finally:
+        server.stop()

@@ -215,6 +215,14 @@ class JobRepository(Repository):
                     continue
         return []
 
+    async def steps_done(self, job_id: str) -> set[str]:
+        """The finishing steps marked done and not crossed off yet."""
+        return set(await self.redis.smembers(keys.job_steps_done(job_id)))
+
+    async def step_done(self, job_id: str, step: str) -> None:
+        """Mark a finishing step done (the set goes when the record crosses the last one off)."""
+        await self.redis.sadd(keys.job_steps_done(job_id), step)
+
     async def waiting_count(self, org_id: str) -> int:
         return int(await self.redis.zcard(keys.org_jobs_waiting(org_id)))
 
@@ -323,6 +331,8 @@ def _write(pipe: Any, old: JobRecord | None, new: JobRecord) -> None:
         pipe.zadd(keys.jobs_due(), {new.id: new.due_at})
     if new.upstream_id and (old is None or old.upstream_id != new.upstream_id):
         pipe.hset(keys.jobs_by_upstream(), new.upstream_id, new.id)
+    if old is not None and old.pending and not new.pending:
+        pipe.delete(keys.job_steps_done(new.id))
     _write_watched(pipe, old, new)
 
 

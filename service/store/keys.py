@@ -124,6 +124,12 @@ def job(job_id: str) -> str:
     return f"{PREFIX}job:{job_id}"
 
 
+def job_steps_done(job_id: str) -> str:
+    """The finishing steps of an ended job done so far (those that must not run twice), until
+    the record crosses them all off."""
+    return f"{PREFIX}job:{job_id}:done"
+
+
 def job_events(job_id: str) -> str:
     """The job's events, oldest first: the upstream's and the gateway's own."""
     return f"{PREFIX}job:{job_id}:events"

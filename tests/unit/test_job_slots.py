@@ -3,24 +3,17 @@ has no limit, exactly as many as the limit allows when it has one."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
-from service.config import Settings
 from service.domain.jobs.states import JobState
-from service.embedded import EmbeddedRedis
 from service.operations.context import Context
 from service.operations.jobs.slots import promote_org, start_at
-from service.store import Store, keys
+from service.store import keys
 from service.store.jobs import PROMOTE_BATCH, JobRecord
+from tests.support import with_jobs
 
 WAITING = PROMOTE_BATCH * 2 + 6
-
-
-class Queue:
-    async def submit(self, task: str, *args: Any, **options: Any) -> str:
-        return str(options.get("job_id"))
 
 
 def waiting_job(index: int) -> JobRecord:
@@ -37,21 +30,7 @@ def waiting_job(index: int) -> JobRecord:
 
 
 def scenario(run: Any) -> Any:
-    server = EmbeddedRedis().start()
-
-    async def main() -> Any:
-        ctx = Context(Settings(), Store(server.url), Queue())
-        for index in range(WAITING):
-            await ctx.store.jobs.create(waiting_job(index), None)
-        try:
-            return await run(ctx)
-        finally:
-            await ctx.store.aclose()
-
-    try:
-        return asyncio.run(main())
-    finally:
-        server.stop()
+    return with_jobs([waiting_job(index) for index in range(WAITING)], run)
 
 
 def test_without_a_limit_the_whole_line_starts_in_order() -> None:

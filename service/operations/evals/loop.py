@@ -85,11 +85,11 @@ async def check_criterion(ctx: Context, principal: Principal, eval_id: str, crit
         )
 
 
-async def evaluate_job(ctx: Context, record: JobRecord) -> None:
-    """The finishing step of a succeeded job that names an eval."""
+async def evaluate_job(ctx: Context, record: JobRecord) -> JobRecord | None:
+    """The finishing step of a succeeded job that names an eval; the record with its runs."""
     eval_id = record.request.get("eval_id")
     if not eval_id or not record.fine_tuned_model or record.eval_template is None:
-        return
+        return record
     runs: dict[str, str] = dict(record.eval_runs)
     error: dict[str, Any] | None = None
     try:
@@ -103,7 +103,7 @@ async def evaluate_job(ctx: Context, record: JobRecord) -> None:
         current.eval_runs, current.eval_error = runs, error
         return current
 
-    await ctx.store.jobs.update(record.id, remember)
+    return await ctx.store.jobs.update(record.id, remember)
 
 
 async def _principal(ctx: Context, record: JobRecord) -> Principal:

@@ -14,11 +14,14 @@
     sweep     wake the job's sweep, if it is a trial of one
 
 The tuned model is registered in the org's registry before the job is recorded as succeeded
-(`jobs.records.register_model`), so it is routable as soon as callers see the status. Steps are
-crossed off in the record once done (the ones harmless to repeat, a few at a time), so a worker
-that dies part-way leaves the rest to the next one (the job stays due until the last step). A
-step that fails for a passing reason raises and is retried with the job's backoff; a result file
-the upstream cannot serve is skipped.
+(`jobs.records.register_model`), so it is routable as soon as callers see the status. The steps are
+crossed off in the record together once all are done (the job stays due until then), so a worker
+that dies part-way leaves the rest to the next one. Those that must not run twice are marked done
+one by one meanwhile, in a set of the job's own (one command each, not a write of the record):
+`usage` and `audit` write records, `evals` creates runs, `callback` queues a delivery. `sync`
+crosses itself off in the write that records what it read, and the record is crossed off before
+`sweep`, whose sweep must find the job finished. A step that fails for a passing reason raises
+and is retried with the job's backoff; a result file the upstream cannot serve is skipped.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from service.operations.inference.usage import NANOS
 from service.operations.jobs import slots as job_slots
 from service.operations.jobs import watch as job_watch
 from service.operations.jobs.records import crossed_off
-from service.operations.jobs.submit import job_files
+from service.operations.jobs.submit import job_file_records
 from service.operations.sweeps import schedule as sweep_schedule
 from service.operations.tenancy.audit import record_audit
 from service.operations.upstream_rate import Priority, within_budget
@@ -53,33 +56,35 @@ from service.store.jobs import JobRecord
 
 log = get_logger(__name__)
 _OUTCOMES: dict[JobState, Outcome] = {JobState.SUCCEEDED: "success", JobState.FAILED: "error"}
-# Steps crossed off as soon as they are done: `sync` changes the record the later steps read,
-# usage and audit records must not be written twice, `evals` records the runs the callback
-# carries, and after `callback` only `sweep` is left, whose sweep must find the job finished.
-# The others are harmless to repeat.
 STAMP_SECONDS = 60  # a file's `last_used_at` moves at most this often (retention counts days)
-CROSS_OFF_AT_ONCE = frozenset({"sync", "usage", "audit", "evals", "callback"})
+ONCE = frozenset({"usage", "audit", "evals", "callback"})  # marked done one by one
+CROSSED_OFF_BEFORE = frozenset({"sweep"})  # the record shows the job finished first
+Step = Callable[[Context, JobRecord], Awaitable[JobRecord | None]]
 
 
 async def finish(ctx: Context, record: JobRecord) -> JobRecord | None:
+    done = await ctx.store.jobs.steps_done(record.id)
     current: JobRecord | None = record
-    done: list[str] = []
+    ran: list[str] = []
     for step in list(record.pending):
-        assert current is not None
-        await STEPS[step](ctx, current)
-        done.append(step)
-        if step in CROSS_OFF_AT_ONCE or step == record.pending[-1]:
-            current = await ctx.store.jobs.update(record.id, crossed_off(done))
-            done = []
-    return current
+        if step not in done:
+            if step in CROSSED_OFF_BEFORE and ran:
+                current, ran = await ctx.store.jobs.update(record.id, crossed_off(ran)), []
+            if current is None:
+                return None
+            current = await STEPS[step](ctx, current) or current
+            if step in ONCE:
+                await ctx.store.jobs.step_done(record.id, step)
+        ran.append(step)
+    return await ctx.store.jobs.update(record.id, crossed_off(ran))
 
 
 async def _promote(ctx: Context, record: JobRecord) -> None:
     await job_slots.promote_org(ctx, record.org_id)
 
 
-async def _sync(ctx: Context, record: JobRecord) -> None:
-    await job_watch.poll(ctx, record)
+async def _sync(ctx: Context, record: JobRecord) -> JobRecord | None:
+    return await job_watch.poll(ctx, record, cross_off=["sync"])
 
 
 async def _metrics(ctx: Context, record: JobRecord) -> None:
@@ -121,14 +126,18 @@ async def _usage(ctx: Context, record: JobRecord) -> None:
 async def _files(ctx: Context, record: JobRecord) -> None:
     now = int(time.time())
 
+    def stale(file: FileRecord) -> bool:  # else stamped already: a burst of jobs on one file
+        return file.last_used_at is None or file.last_used_at < now - STAMP_SECONDS
+
     def used(file: FileRecord) -> FileRecord | None:
-        if file.last_used_at is not None and file.last_used_at >= now - STAMP_SECONDS:
-            return None  # stamped already: a burst of jobs on one file would contend on it
+        if not stale(file):
+            return None
         file.last_used_at = now
         return file
 
-    for file_id in job_files(record):
-        await ctx.store.files.update(file_id, used)
+    for file in await job_file_records(ctx, record):  # one read; a write only when stale
+        if stale(file):
+            await ctx.store.files.update(file.id, used)
 
 
 async def _audit(ctx: Context, record: JobRecord) -> None:
@@ -149,8 +158,8 @@ async def _audit(ctx: Context, record: JobRecord) -> None:
     )
 
 
-async def _evals(ctx: Context, record: JobRecord) -> None:
-    await evals_loop.evaluate_job(ctx, record)
+async def _evals(ctx: Context, record: JobRecord) -> JobRecord | None:
+    return await evals_loop.evaluate_job(ctx, record)
 
 
 async def _callback(ctx: Context, record: JobRecord) -> None:
@@ -161,7 +170,7 @@ async def _sweep(ctx: Context, record: JobRecord) -> None:
     await sweep_schedule.job_changed(ctx, record)
 
 
-STEPS: dict[str, Callable[[Context, JobRecord], Awaitable[None]]] = {
+STEPS: dict[str, Step] = {
     "promote": _promote,
     "sync": _sync,
     "metrics": _metrics,

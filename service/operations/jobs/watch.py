@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
 
 from service.domain.jobs.polling import new_events
-from service.domain.jobs.states import is_terminal, observe
+from service.domain.jobs.states import JobState, is_terminal, observe
 from service.operations.context import Context
 from service.operations.jobs.lock import job_lock
 from service.operations.jobs.records import (
@@ -58,14 +58,24 @@ class Snapshot:
     read_at: float = 0.0  # when the poll began reading the upstream
 
 
-async def poll(ctx: Context, record: JobRecord) -> JobRecord | None:
-    """Read the upstream and record what it says; the next poll is due after the delay."""
+async def poll(
+    ctx: Context, record: JobRecord, *, cross_off: Sequence[str] = ()
+) -> JobRecord | None:
+    """Read the upstream and record what it says; the next poll is due after the delay. With
+    `cross_off`, finishing steps are crossed off in the same write (the `sync` step)."""
     snapshot = await fetch(ctx, record)
     await cancel_late_twins(ctx, record)
-    await register_model(ctx, record, snapshot.job)
+    if not (record.state == JobState.SUCCEEDED and record.fine_tuned_model):
+        await register_model(ctx, record, snapshot.job)  # else registered when it was recorded
+    cross = crossed_off(list(cross_off)) if cross_off else None
+
+    def observed(current: JobRecord) -> JobRecord:
+        current = observe_poll(current, snapshot, time.time())
+        return cross(current) or current if cross is not None else current
+
     updated = await ctx.store.jobs.update(
         record.id,
-        lambda current: observe_poll(current, snapshot, time.time()),
+        observed,
         events=snapshot.events,
         checkpoints=snapshot.checkpoints,
     )
@@ -141,8 +151,7 @@ async def sync_now(ctx: Context, job_id: str) -> None:
             if held:
                 record = await ctx.store.jobs.get(job_id)
                 if record is not None and "sync" in record.pending:
-                    await poll(ctx, record)
-                    await ctx.store.jobs.update(job_id, crossed_off(["sync"]))
+                    await poll(ctx, record, cross_off=["sync"])
                 return
         record = await ctx.store.jobs.get(job_id)
         if record is None or "sync" not in record.pending:
