@@ -19,7 +19,17 @@ from service.operations.datasets.uploads import lock_seconds
 
 def job_lock(ctx: Context, job_id: str) -> AbstractAsyncContextManager[bool]:
     """Yields whether this worker got the job (False: another holds it)."""
-    return held_lock(ctx, f"job:{job_id}")
+    return held_lock(ctx, _name(job_id))
+
+
+async def held_jobs(ctx: Context, job_ids: list[str]) -> set[str]:
+    """Those of `job_ids` another worker holds now (one read for them all)."""
+    held = await ctx.store.files.locked_of([_name(job_id) for job_id in job_ids])
+    return {job_id for job_id in job_ids if _name(job_id) in held}
+
+
+def _name(job_id: str) -> str:
+    return f"job:{job_id}"
 
 
 @asynccontextmanager

@@ -35,7 +35,7 @@ from service.operations.jobs import schedule as job_schedule
 from service.operations.jobs import slots as job_slots
 from service.operations.jobs import splits as job_splits
 from service.operations.jobs import submit as job_submit
-from service.operations.jobs.lock import job_lock
+from service.operations.jobs.lock import held_jobs, job_lock
 from service.operations.jobs.records import fail_at_gateway, gateway_event, saw
 from service.operations.jobs.watch import poll
 from service.operations.webhooks import events as webhooks
@@ -102,11 +102,16 @@ class _Drain:
         self.helped_at = 0.0
 
     async def ready(self) -> list[str]:
+        """Due jobs to take, most overdue first; those another worker holds (its drain took
+        them) rest a moment instead of each costing a failed try for the lock."""
         now = time.time()
+        self.resting = {job_id: until for job_id, until in self.resting.items() if until > now}
         wanted = BATCH_SIZE + len(self.running) + len(self.resting)
         due = await self.ctx.store.jobs.due(now, wanted)
         fresh = [i for i in due if i not in self.running and self.resting.get(i, 0.0) <= now]
-        return fresh[:BATCH_SIZE]
+        held = await held_jobs(self.ctx, fresh[:BATCH_SIZE])
+        self.resting.update({job_id: now + REST_SECONDS for job_id in held})
+        return [job_id for job_id in fresh[:BATCH_SIZE] if job_id not in held]
 
     async def advance(self, job_id: str) -> None:
         try:

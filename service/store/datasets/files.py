@@ -119,6 +119,13 @@ class FileRepository(Repository):
     async def locked(self, name: str) -> bool:
         return bool(await self.redis.exists(keys.lock(name)))
 
+    async def locked_of(self, names: list[str]) -> set[str]:
+        """Those of `names` whose lock someone holds (one read for them all)."""
+        if not names:
+            return set()
+        owners = await self.redis.mget([keys.lock(name) for name in names])
+        return {name for name, owner in zip(names, owners, strict=True) if owner is not None}
+
     async def release(self, name: str, owner: str) -> None:
         if await self.redis.get(keys.lock(name)) == owner:
             await self.redis.delete(keys.lock(name))

@@ -134,16 +134,18 @@ def _count(pipe: Pipeline, entry: UsageEntry) -> None:
     name = keys.usage_day(entry.org_id, entry.day)
     endpoint = f"{entry.endpoint}|" if entry.endpoint else ""
     prefix = f"{entry.key_id}|{entry.model}|{endpoint}"
-    pipe.hincrby(name, prefix + "p", entry.prompt_tokens)
-    pipe.hincrby(name, prefix + "c", entry.completion_tokens)
-    if entry.trained_tokens:
-        pipe.hincrby(name, prefix + "t", entry.trained_tokens)
-    if entry.cached_tokens:
-        pipe.hincrby(name, prefix + "k", entry.cached_tokens)
-    if entry.reasoning_tokens:
-        pipe.hincrby(name, prefix + "r", entry.reasoning_tokens)
-    pipe.hincrby(name, prefix + "n", entry.requests)
-    pipe.hincrby(name, prefix + "$", entry.cost_nanos)
+    counts = {
+        "p": entry.prompt_tokens,
+        "c": entry.completion_tokens,
+        "t": entry.trained_tokens,
+        "k": entry.cached_tokens,
+        "r": entry.reasoning_tokens,
+        "n": entry.requests,
+        "$": entry.cost_nanos,
+    }
+    for metric, count in counts.items():
+        if count:  # a counter never counted reads as 0
+            pipe.hincrby(name, prefix + metric, count)
 
 
 def _merged(entries: list[UsageEntry]) -> list[UsageEntry]:
