@@ -12,10 +12,10 @@ Reported:
 - Redis commands per job per minute: the INFO commandstats delta over the run, less the
   benchmark's own commands (INFO is server-wide, hence a Redis of its own by default);
 - upstream calls per job per minute, from the sandbox's request log, by endpoint;
-- staleness: for each status change upstream (dated by the job's own events, to the whole
-  second, so each lag reads up to 1 s long), how long until the gateway recorded it, in
-  seconds and in poll intervals (the cycle's interval when the change was seen); the target is
-  at most one interval at p99;
+- staleness: for each status change upstream (dated to the microsecond by the sandbox's own
+  record of its jobs' changes: their events say only the whole second), how long until the
+  gateway recorded it, in seconds and in poll intervals (the cycle's interval when the change
+  was seen); the target is at most one interval at p99;
 - the same costs while every job is running or over (from the first sample with none before
   `running` to the first with one more ended), per running job: the steady state of watching,
   without creates and endings (a job the upstream failed early does not hold the window shut);
@@ -65,12 +65,6 @@ SANDBOX = SandboxConfig(
     request_log_size=1_000_000,
     log_body_bytes=0,
 )
-# The upstream's events that date each status change.
-CHANGES = {
-    "queued": "Files validated",
-    "running": "Fine-tuning job started",
-    "succeeded": "The job has successfully completed",
-}
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 ENDPOINT = re.compile(r"(ftjob|file)-[A-Za-z0-9]+")
 
@@ -270,17 +264,23 @@ def synced(client: redis.Redis, job_ids: list[str]) -> bool:
     return not any("sync" in orjson.loads(raw).get("pending", []) for raw in records if raw)
 
 
-def staleness(client: redis.Redis, job_ids: list[str]) -> dict[str, list[tuple[float, float]]]:
+def staleness(
+    client: redis.Redis, sandbox_url: str, job_ids: list[str]
+) -> dict[str, list[tuple[float, float]]]:
     """By status: (seconds behind, poll intervals behind) for every change the gateway saw."""
+    changes = httpx.get(
+        f"{sandbox_url}/runs/{RUN}/_sandbox/jobs/changes",
+        headers={"Authorization": f"Bearer {UPSTREAM_KEY}"},
+        timeout=60,
+    ).json()
     found: dict[str, list[tuple[float, float]]] = {}
     for job_id in job_ids:
         record = orjson.loads(client.get(f"tg:job:{job_id}") or b"{}")
-        events = [orjson.loads(raw) for raw in client.lrange(f"tg:job:{job_id}:events", 0, -1)]
+        upstream = {c["status"]: c["at"] for c in changes.get(record.get("upstream_id"), [])}
         for seen in record.get("history", []):
-            mark = CHANGES.get(seen["state"])
-            dated = [e["created_at"] for e in events if mark and e["message"].startswith(mark)]
-            if dated and seen.get("poll_delay"):
-                lag = max(0.0, seen["at"] - dated[0])
+            changed_at = upstream.get(seen["state"])
+            if changed_at is not None and seen.get("poll_delay"):
+                lag = max(0.0, seen["at"] - changed_at)
                 found.setdefault(seen["state"], []).append((lag, lag / seen["poll_delay"]))
     return found
 
@@ -496,8 +496,8 @@ def run(
         "ended": ended,
         "redis": mine_removed(after - before, sampler),
         "calls": upstream_calls(sandbox_url),
-        "lags": staleness(client, job_ids),
-        "second_org": staleness(client, second),
+        "lags": staleness(client, sandbox_url, job_ids),
+        "second_org": staleness(client, sandbox_url, second),
         "steady": steady,
         "sampler": sampler,
         "cpu": {name: spent - cpu_before[name] for name, spent in cpu_by(pids).items()},

@@ -1,4 +1,5 @@
-"""The sandbox's own endpoints under `/_sandbox/`: request log, counts, faults, reset.
+"""The sandbox's own endpoints under `/_sandbox/`: request log, counts, job status changes,
+faults, reset.
 
 They act on the run of the request that calls them (see the package docstring).
 """
@@ -34,6 +35,15 @@ async def counts(request: AnyRequest) -> Response[bytes]:
     return ok(run_of(request).counts())
 
 
+@get("/_sandbox/jobs/changes")
+async def job_changes(request: AnyRequest) -> Response[bytes]:
+    """Every job's status changes, each dated to the microsecond (its events say whole
+    seconds): how far behind the upstream a watcher runs can be measured exactly."""
+    run = run_of(request)
+    run.advance_all()
+    return ok({job_id: job.changes for job_id, job in run.jobs.items()})
+
+
 @post("/_sandbox/faults", status_code=201)
 async def add_fault(request: AnyRequest) -> Response[bytes]:
     fault = parse_fault(await json_body(request))
@@ -63,4 +73,13 @@ async def reset(request: AnyRequest) -> Response[bytes]:
     return ok({"reset": name})
 
 
-HANDLERS = [list_requests, clear_requests, counts, add_fault, list_faults, clear_faults, reset]
+HANDLERS = [
+    list_requests,
+    clear_requests,
+    counts,
+    job_changes,
+    add_fault,
+    list_faults,
+    clear_faults,
+    reset,
+]

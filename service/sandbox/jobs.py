@@ -96,6 +96,7 @@ class Job:
     events: list[Event] = field(default_factory=list)
     checkpoints: list[JSON] = field(default_factory=list)
     metrics: list[StepMetrics] = field(default_factory=list)
+    changes: list[JSON] = field(default_factory=list)  # {"status", "at"}: to the microsecond
 
     @property
     def seed(self) -> int:
@@ -143,7 +144,10 @@ def advance(job: Job, outputs: Outputs) -> None:
     while job.cursor < len(job.schedule) and job.schedule[job.cursor].at <= active:
         milestone = job.schedule[job.cursor]
         job.cursor += 1
-        _ACTIONS[milestone.kind](job, milestone, wall - (active - milestone.at), outputs)
+        before, at = job.status, wall - (active - milestone.at)
+        _ACTIONS[milestone.kind](job, milestone, at, outputs)
+        if job.status != before:
+            job.changes.append({"status": job.status, "at": at})
 
 
 def _validated(job: Job, _m: Milestone, at: float, _o: Outputs) -> None:
@@ -251,9 +255,11 @@ def cancel(job: Job, outputs: Outputs) -> None:
     advance(job, outputs)
     if job.status in TERMINAL:
         raise invalid(f"Job {job.id} has already {job.status} and cannot be cancelled.")
-    job.status, job.paused, job.finished_at = "cancelled", False, int(time.time())
+    now = time.time()
+    job.status, job.paused, job.finished_at = "cancelled", False, int(now)
     job.clock.stop(time.monotonic())
-    job.add_event(time.time(), "Fine-tuning job cancelled")
+    job.add_event(now, "Fine-tuning job cancelled")
+    job.changes.append({"status": job.status, "at": now})
 
 
 def pause(job: Job, outputs: Outputs) -> None:

@@ -160,3 +160,29 @@ def test_many_jobs_progress_at_once(client: OpenAI) -> None:
     models = {m.id for m in client.models.list()}
     tuned = {client.fine_tuning.jobs.retrieve(j).fine_tuned_model for j in ids}
     assert tuned <= models and len(tuned) == 20
+
+
+def test_status_changes_are_dated_to_the_microsecond(client: OpenAI, inspect: Any) -> None:
+    job = client.fine_tuning.jobs.create(
+        model="gpt-4o-mini", training_file=upload(client, chat_lines(10))
+    )
+    assert wait_for(client, job.id, {"succeeded"}).status == "succeeded"
+    other = client.fine_tuning.jobs.create(
+        model="gpt-4o-mini", training_file=upload(client, chat_lines(10))
+    )
+    client.fine_tuning.jobs.cancel(other.id)
+    changes = inspect.get("/jobs/changes").json()
+    statuses = [change["status"] for change in changes[job.id]]
+    assert statuses == ["queued", "running", "succeeded"]
+    assert [change["status"] for change in changes[other.id]] == ["cancelled"]
+    events = list(client.fine_tuning.jobs.list_events(job.id, limit=100))
+    marks = {
+        "queued": "Files validated",
+        "running": "Fine-tuning job started",
+        "succeeded": "The job has successfully completed",
+    }
+    for change in changes[job.id]:  # each change is the instant its event's second names
+        dated = [e.created_at for e in events if e.message.startswith(marks[change["status"]])]
+        assert dated == [int(change["at"])]
+    stamps = [change["at"] for change in changes[job.id]]
+    assert stamps == sorted(stamps)
