@@ -36,6 +36,11 @@ def record(state: JobState, status: str) -> JobRecord:
     )
 
 
+def listed_now(current: JobRecord, job: FineTuningJob | None) -> JobRecord | None:
+    """What a walk at NOW makes of the record, having read the job at NOW (None: not found)."""
+    return _listed(current, job=job, due_at=NOW, interval=5.0, seen_at=NOW, read_at=NOW)
+
+
 def listed(status: str, **more: Any) -> FineTuningJob:
     return FineTuningJob.model_validate(
         {
@@ -62,14 +67,20 @@ def listed(status: str, **more: Any) -> FineTuningJob:
 def test_a_new_status_is_recorded_by_the_walk_itself() -> None:
     job = listed("running")
 
+    seen_at = NOW - 0.4  # its page was read before the walk ended: the change is dated then
     after = _listed(
-        record(JobState.QUEUED, "queued"), job=job, due_at=NOW, interval=5.0, now=NOW, read_at=NOW
+        record(JobState.QUEUED, "queued"),
+        job=job,
+        due_at=NOW,
+        interval=5.0,
+        seen_at=seen_at,
+        read_at=NOW - 0.5,
     )
 
     assert after is not None
     assert after.state == JobState.RUNNING
     assert after.upstream_status == "running"
-    assert after.history == [{"state": "running", "at": NOW, "poll_delay": 5.0}]
+    assert after.history == [{"state": "running", "at": seen_at, "poll_delay": 5.0}]
     assert after.listed == job.model_dump(mode="json")  # its poll reads only the events
     assert after.due_at == NOW
 
@@ -77,9 +88,7 @@ def test_a_new_status_is_recorded_by_the_walk_itself() -> None:
 def test_an_end_is_recorded_by_the_walk_and_its_last_events_follow_first() -> None:
     job = listed("succeeded", fine_tuned_model="ft:gpt-4o-mini:x", trained_tokens=100)
 
-    after = _listed(
-        record(JobState.RUNNING, "running"), job=job, due_at=NOW, interval=5.0, now=NOW, read_at=NOW
-    )
+    after = listed_now(record(JobState.RUNNING, "running"), job)
 
     assert after is not None
     assert after.state == JobState.SUCCEEDED
@@ -94,9 +103,7 @@ def test_an_end_is_recorded_by_the_walk_and_its_last_events_follow_first() -> No
 
 
 def test_a_job_the_walk_did_not_list_is_only_made_due() -> None:
-    after = _listed(
-        record(JobState.QUEUED, "queued"), job=None, due_at=NOW, interval=5.0, now=NOW, read_at=NOW
-    )
+    after = listed_now(record(JobState.QUEUED, "queued"), None)
 
     assert after is not None
     assert after.state == JobState.QUEUED
@@ -108,7 +115,7 @@ def test_a_job_that_ended_meanwhile_is_not_written() -> None:
     ended = record(JobState.CANCELLED, "cancelled")
 
     assert (
-        _listed(ended, job=listed("running"), due_at=NOW, interval=5.0, now=NOW, read_at=NOW)
+        _listed(ended, job=listed("running"), due_at=NOW, interval=5.0, seen_at=NOW, read_at=NOW)
         is None
     )
 
@@ -134,7 +141,12 @@ def test_a_poll_never_undoes_a_later_walks_status() -> None:
     )
     # While the poll read the events of the job listed as queued, a later walk saw it running.
     current = _listed(
-        record(JobState.QUEUED, "queued"), job=running, due_at=NOW, interval=5, now=NOW, read_at=NOW
+        record(JobState.QUEUED, "queued"),
+        job=running,
+        due_at=NOW,
+        interval=5,
+        seen_at=NOW,
+        read_at=NOW,
     )
     assert current is not None
 
@@ -180,7 +192,7 @@ def test_a_walk_that_listed_before_a_pause_only_makes_the_job_due() -> None:
     current = paused_after(read_at)
 
     after = _listed(
-        current, job=listed("running"), due_at=NOW, interval=5.0, now=NOW, read_at=read_at
+        current, job=listed("running"), due_at=NOW, interval=5.0, seen_at=NOW, read_at=read_at
     )
 
     assert after is not None

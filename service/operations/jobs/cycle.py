@@ -18,7 +18,8 @@ The walks come on the clock (`run_timed_cycles`, every worker process's housekee
 `cycle_seconds` (2 s, slower as the list grows), on the multiples of that interval, the first
 process to claim the tick walks. No task is queued for them, so they keep their interval
 however busy the workers are. OpenAI's webhooks run one at once (`queue_cycle_now`). Every page
-draws from the upstream budget at poll priority, so creates and cancels go first.
+draws from the upstream budget at poll priority, so creates and cancels go first (the walk asks
+for its expected pages' tokens together).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 import anyio
 
@@ -59,6 +61,14 @@ WRITERS = 4  # batches of records written at once
 UPDATE_BATCH = 32  # records per transaction
 RETRY_SECONDS = 5.0  # a timed loop that failed (Redis away) tries again after this
 log = get_logger(__name__)
+
+
+class Changed(NamedTuple):
+    """A watched job the walk must act on: as listed (None: not found), and when it was read."""
+
+    watched: Watched
+    job: FineTuningJob | None
+    seen_at: float
 
 
 async def run_poll_cycle(ctx: Context, *, claim_tries: int = 1) -> int:
@@ -101,12 +111,14 @@ async def _walk(ctx: Context) -> int:
         return 0
     now = time.time()
     oldest = min(job.created_at for job in watched.values()) - CLOCK_SLACK_SECONDS
-    changed: dict[str, tuple[Watched, FineTuningJob | None]] = {}
+    changed: dict[str, Changed] = {}
     unseen = dict(watched)
     after: str | None = None
-    for _ in range(MAX_PAGES):
+    pages = -(-len(watched) // LIST_PAGE)  # the walk's length if no job was created since
+    for index in range(MAX_PAGES):
         walk = functools.partial(ctx.upstream.list_jobs_page, after=after, limit=LIST_PAGE)
-        page, more = await within_budget(ctx, Priority.POLL, walk)
+        page, more = await within_budget(ctx, Priority.POLL, walk, ahead=pages - index)
+        seen_at = time.time()  # when the gateway learnt what this page says
         for item in page:
             known = unseen.pop(str(item["id"]), None)
             if known is None:
@@ -114,23 +126,24 @@ async def _walk(ctx: Context) -> int:
             model, tokens = item.get("fine_tuned_model"), item.get("trained_tokens")
             if needs_poll(known, listing_mark(item.get("status"), model, tokens), now):
                 # as the SDK builds it (leniently): only for the few jobs that changed
-                changed[str(item["id"])] = (known, FineTuningJob.construct(**item))
+                job = FineTuningJob.construct(**item)
+                changed[str(item["id"])] = Changed(known, job, seen_at)
         if not more or not page or not unseen or int(page[-1]["created_at"]) < oldest:
             break
         after = str(page[-1]["id"])
-    changed.update({upstream_id: (job, None) for upstream_id, job in unseen.items()})
+    changed.update({upstream_id: Changed(job, None, now) for upstream_id, job in unseen.items()})
     return await _make_due(ctx, list(changed.values()), len(watched), read_at=now)
 
 
 async def _make_due(
     ctx: Context,
-    changed: Iterable[tuple[Watched, FineTuningJob | None]],
+    changed: Iterable[Changed],
     watched: int,
     *,
     read_at: float,
 ) -> int:
-    listed = {watched.job_id: job for watched, job in changed}
-    order = fair_order(watched for watched, _ in changed)
+    listed = {change.watched.job_id: change for change in changed}
+    order = fair_order(change.watched for change in changed)
     interval = cycle_seconds(watched)
     limiter = anyio.CapacityLimiter(WRITERS)
     now = time.time()
@@ -140,15 +153,16 @@ async def _make_due(
             changes = {
                 job_id: functools.partial(
                     _listed,
-                    job=listed[job_id],
+                    job=listed[job_id].job,
                     due_at=now + offset,
                     interval=interval,
-                    now=now,
+                    seen_at=listed[job_id].seen_at,
                     read_at=read_at,
                 )
                 for job_id, offset in batch
             }
-            group.start_soon(_write, ctx, limiter, listed, changes)
+            jobs = {job_id: listed[job_id].job for job_id in changes}
+            group.start_soon(_write, ctx, limiter, jobs, changes)
     if order:  # one task drains them all, taking each as it falls due
         await job_schedule.queue_now(ctx)
     return len(order)
@@ -176,7 +190,7 @@ def _listed(
     job: FineTuningJob | None,
     due_at: float,
     interval: float,
-    now: float,
+    seen_at: float,
     read_at: float,
 ) -> JobRecord | None:
     if record.state not in UPSTREAM:
@@ -187,7 +201,7 @@ def _listed(
     record.poll_delay = interval
     record.due_at = min(record.due_at or due_at, due_at)
     if job is not None:
-        observe_listed(record, job, now)
+        observe_listed(record, job, seen_at)
     return record
 
 
