@@ -162,19 +162,8 @@ class JobRepository(Repository):
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
                     await pipe.watch(*names)
-                    raws = await pipe.mget(names)
-                    writes = []
-                    for change, raw in zip(changes.values(), raws, strict=True):
-                        if raw is None:
-                            continue
-                        old = JobRecord.model_validate_json(raw)
-                        new = change(JobRecord.model_validate_json(raw))
-                        if new is not None:
-                            writes.append((old, new))
-                    pipe.multi()
-                    for old, new in writes:
-                        new.version = old.version + 1
-                        _write(pipe, old, new)
+                    changed = await _changed(pipe, list(changes), changes.__getitem__)
+                    _write_changed(pipe, changed)
                     await pipe.execute()
                     return
                 except WatchError:
@@ -200,15 +189,8 @@ class JobRepository(Repository):
                     if not heads:
                         return []
                     await pipe.watch(*[keys.job(job_id) for job_id in heads])
-                    olds = await _records(pipe, heads)
-                    news = [
-                        start(JobRecord.model_validate_json(old.model_dump_json())) for old in olds
-                    ]
-                    started = [(o, n) for o, n in zip(olds, news, strict=True) if n is not None]
-                    pipe.multi()
-                    for old, new in started:
-                        new.version = old.version + 1
-                        _write(pipe, old, new)
+                    started = await _changed(pipe, heads, lambda _: start)
+                    _write_changed(pipe, started)
                     await pipe.execute()
                     return [new for _, new in started]
                 except WatchError:
@@ -304,9 +286,25 @@ def _digest(idempotency_key: str) -> str:
     return hashlib.sha256(idempotency_key.encode()).hexdigest()
 
 
-async def _records(pipe: Any, job_ids: list[str]) -> list[JobRecord]:
+async def _changed(
+    pipe: Any, job_ids: list[str], change_of: Callable[[str], Change]
+) -> list[tuple[JobRecord, JobRecord]]:
+    """(as stored, as changed) for each of the watched records its change applies to."""
     raws = await pipe.mget([keys.job(job_id) for job_id in job_ids])
-    return [JobRecord.model_validate_json(raw) for raw in raws if raw]
+    changed = []
+    for job_id, raw in zip(job_ids, raws, strict=True):
+        new = change_of(job_id)(JobRecord.model_validate_json(raw)) if raw else None
+        if new is not None:
+            changed.append((JobRecord.model_validate_json(raw), new))
+    return changed
+
+
+def _write_changed(pipe: Any, changed: list[tuple[JobRecord, JobRecord]]) -> None:
+    """Queue every changed record in the transaction, each with its version bumped."""
+    pipe.multi()
+    for old, new in changed:
+        new.version = old.version + 1
+        _write(pipe, old, new)
 
 
 def _write(pipe: Any, old: JobRecord | None, new: JobRecord) -> None:
