@@ -11,10 +11,13 @@ from typing import Any
 
 import fakeredis
 
+from service.config import Settings
 from service.domain.jobs.states import JobEvent, JobState
+from service.operations.context import Context
 from service.operations.jobs.create import apply_control
-from service.operations.jobs.cycle import _listed
+from service.operations.jobs.cycle import _listed, run_poll_cycle
 from service.operations.jobs.watch import Snapshot, observe_poll
+from service.store import Store
 from service.store.jobs import JobRecord, JobRepository
 from service.upstream import FineTuningJob
 
@@ -132,6 +135,24 @@ def test_one_worker_process_walks_for_a_tick() -> None:
         ]
 
     assert asyncio.run(claims()) == [True, False, True, True]
+
+
+def test_a_timed_walk_keeps_no_gap_after_it_and_a_webhooks_walk_does() -> None:
+    # a timed walk's next tick may come sooner than a second after it (its interval shrinks as
+    # jobs end); walks run for webhooks coalesce instead, at most one a second
+    async def next_claims() -> tuple[bool, bool]:
+        ctx = Context(Settings(), Store("redis://unused"))
+        ctx.store.jobs = JobRepository(fakeredis.FakeAsyncRedis(decode_responses=True))
+        await run_poll_cycle(ctx, gap_seconds=0.0)  # nothing watched: claim, walk, end
+        await asyncio.sleep(0.05)
+        after_timed = await ctx.store.jobs.claim_cycle("next", 60.0)
+        await ctx.store.jobs.end_cycle("next", 0.0)
+        await asyncio.sleep(0.05)
+        await run_poll_cycle(ctx)
+        await asyncio.sleep(0.05)
+        return after_timed, await ctx.store.jobs.claim_cycle("next", 60.0)
+
+    assert asyncio.run(next_claims()) == (True, False)
 
 
 def test_a_poll_never_undoes_a_later_walks_status() -> None:

@@ -29,7 +29,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import anyio
 
@@ -71,8 +71,12 @@ class Changed(NamedTuple):
     seen_at: float
 
 
-async def run_poll_cycle(ctx: Context, *, claim_tries: int = 1) -> int:
-    """Walk the list once (unless another worker is walking); returns how many jobs fell due."""
+async def run_poll_cycle(
+    ctx: Context, *, claim_tries: int = 1, gap_seconds: float = GAP_SECONDS
+) -> int:
+    """Walk the list once (unless another worker is walking); returns how many jobs fell due.
+    No other walk starts for `gap_seconds` after it (webhooks' walks coalesce; the timed walks
+    keep none, so a shorter interval is not held up by it)."""
     owner = uuid.uuid4().hex
     for attempt in range(claim_tries):
         if await ctx.store.jobs.claim_cycle(owner, LEASE_SECONDS):
@@ -83,7 +87,7 @@ async def run_poll_cycle(ctx: Context, *, claim_tries: int = 1) -> int:
     try:
         return await _walk(ctx)
     finally:
-        await ctx.store.jobs.end_cycle(owner, GAP_SECONDS)
+        await ctx.store.jobs.end_cycle(owner, gap_seconds)
 
 
 async def run_timed_cycles(ctx: Context, stopping: Callable[[], bool]) -> None:
@@ -97,7 +101,7 @@ async def run_timed_cycles(ctx: Context, stopping: Callable[[], bool]) -> None:
             if stopping() or not await ctx.store.jobs.claim_cycle_tick(tick, interval):
                 continue
             if await ctx.store.jobs.watched_count():
-                await run_poll_cycle(ctx, claim_tries=CLAIM_TRIES)
+                await run_poll_cycle(ctx, claim_tries=CLAIM_TRIES, gap_seconds=0.0)
         except Exception:
             if stopping():  # shutting down: Redis may have gone first
                 return
@@ -111,7 +115,7 @@ async def _walk(ctx: Context) -> int:
         return 0
     now = time.time()
     oldest = min(job.created_at for job in watched.values()) - CLOCK_SLACK_SECONDS
-    changed: dict[str, Changed] = {}
+    listed: dict[str, tuple[Watched, dict[str, Any], float]] = {}
     unseen = dict(watched)
     after: str | None = None
     pages = -(-len(watched) // LIST_PAGE)  # the walk's length if no job was created since
@@ -125,14 +129,17 @@ async def _walk(ctx: Context) -> int:
                 continue
             model, tokens = item.get("fine_tuned_model"), item.get("trained_tokens")
             if needs_poll(known, listing_mark(item.get("status"), model, tokens), now):
-                # as the SDK builds it (leniently): only for the few jobs that changed
-                job = FineTuningJob.construct(**item)
-                changed[str(item["id"])] = Changed(known, job, seen_at)
+                listed[str(item["id"])] = (known, item, seen_at)
         if not more or not page or not unseen or int(page[-1]["created_at"]) < oldest:
             break
         after = str(page[-1]["id"])
-    changed.update({upstream_id: Changed(job, None, now) for upstream_id, job in unseen.items()})
-    return await _make_due(ctx, list(changed.values()), len(watched), read_at=now)
+    # built (as the SDK builds them, leniently) once every page is read: building a burst's
+    # thousand jobs page by page would read the last pages later than the walk before did
+    changed = [
+        Changed(known, FineTuningJob.construct(**item), at) for known, item, at in listed.values()
+    ]
+    changed += [Changed(job, None, now) for job in unseen.values()]
+    return await _make_due(ctx, changed, len(watched), read_at=now)
 
 
 async def _make_due(
