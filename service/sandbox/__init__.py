@@ -40,6 +40,8 @@ responses (`service.sandbox.responses`), embeddings and moderations
 - `DELETE /_sandbox/requests` - empty the log.
 - `GET /_sandbox/counts` - `{"requests": {"POST /v1/files": 1, ...}, "files": {purpose: n},
   "uploads": n, "jobs": {status: n}, "models": n}`.
+- `GET /_sandbox/jobs/changes` - `{job id: [{"status", "at"}, ...]}`: each job's status changes,
+  `at` in seconds to the microsecond (the events carry whole seconds).
 - `POST /_sandbox/reset` - forget the whole run.
 
 **Faults** (`POST /_sandbox/faults`, `GET` to list, `DELETE` to clear). Body:
