@@ -69,9 +69,9 @@ async def poll(
         await register_model(ctx, record, snapshot.job)  # else registered when it was recorded
     cross = crossed_off(list(cross_off)) if cross_off else None
 
-    def observed(current: JobRecord) -> JobRecord:
+    def observed(current: JobRecord) -> JobRecord | None:
         current = observe_poll(current, snapshot, time.time())
-        return cross(current) or current if cross is not None else current
+        return cross(current) if cross is not None else current
 
     updated = await ctx.store.jobs.update(
         record.id,
