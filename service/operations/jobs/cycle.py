@@ -168,8 +168,7 @@ async def _make_due(
                 )
                 for job_id, offset in batch
             }
-            jobs = {job_id: listed[job_id].job for job_id in changes}
-            group.start_soon(_write, ctx, limiter, jobs, changes)
+            group.start_soon(_write, ctx, limiter, listed, changes)
     if order:  # one task drains them all, taking each as it falls due
         await job_schedule.queue_now(ctx)
     return len(order)
@@ -178,12 +177,12 @@ async def _make_due(
 async def _write(
     ctx: Context,
     limiter: anyio.CapacityLimiter,
-    jobs: dict[str, FineTuningJob | None],
+    listed: dict[str, Changed],
     changes: dict[str, Callable[[JobRecord], JobRecord | None]],
 ) -> None:
     async with limiter:
         for job_id in changes:
-            job = jobs[job_id]
+            job = listed[job_id].job
             succeeded = job is not None and job.status == "succeeded"
             if succeeded and (current := await ctx.store.jobs.get(job_id)) is not None:
                 assert job is not None
